@@ -1,0 +1,1 @@
+"""alledge.convert: desktop side."""

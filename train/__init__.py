@@ -1,0 +1,1 @@
+"""alledge.train: desktop side."""
