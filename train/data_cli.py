@@ -52,6 +52,8 @@ def split(data_dir, out, test_size, seed, group_duplicates):
         rows, info = make_split(data_dir, test_size, seed, group_duplicates)
     except DatasetError as e:
         fail(str(e), exitcodes.USAGE)
+    except ValueError as e:  # scikit-learn: a class too small to stratify
+        fail(f"{data_dir}: cannot make a stratified split: {e}", exitcodes.USAGE)
     if len(rows) < 2 * len(CLASSES):
         fail(f"{data_dir}: too few usable images to split ({len(rows)})", exitcodes.USAGE)
     Path(out).parent.mkdir(parents=True, exist_ok=True)

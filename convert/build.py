@@ -1,0 +1,110 @@
+"""Model directory -> verified bundle: convert, (compile for the Edge TPU), write, evaluate."""
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from alledge.device import exitcodes
+
+from .bundle import EDGETPU_FILE, write_bundle
+from .tflite import compile_edgetpu, convert_model, representative_rows
+
+
+class ConvertError(RuntimeError):
+    def __init__(self, message, code=exitcodes.USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+def _read_model_dir(model_dir):
+    from alledge.train.modeldir import KERAS_FILE, SVM_FILE, file_sha256, read_model_info
+    model_dir = Path(model_dir)
+    try:
+        info = read_model_info(model_dir)
+    except FileNotFoundError as e:
+        raise ConvertError(str(e)) from None
+    if info.get("kind") not in ("cnn", "svm"):
+        raise ConvertError(f"{model_dir}: a {info.get('kind')} model has no network to convert")
+    keras_path = model_dir / KERAS_FILE
+    svm_path = model_dir / SVM_FILE if info["kind"] == "svm" else None
+    for p in (keras_path, svm_path):
+        if p is not None and not p.is_file():
+            raise ConvertError(f"{p}: missing from the model directory")
+    return info, keras_path, svm_path, file_sha256(keras_path)
+
+
+def _split_rows(info, split_csv):
+    from alledge.train.split import read_split
+    path = split_csv or info.get("split_file")
+    if not path or not Path(path).is_file():
+        raise ConvertError("the split CSV is needed (--split): the model's own split file "
+                           f"{path!r} is not found")
+    rows, split_id = read_split(path)
+    if split_id != info.get("split_id"):
+        raise ConvertError(f"{path} is not the split the model was trained on "
+                           f"(id {split_id[:12]} vs {str(info.get('split_id'))[:12]})")
+    return rows
+
+
+def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibration=200,
+                 edgetpu=False, evaluate=True, log=print):
+    import keras
+    from alledge.train.dataset import resolve_root
+    from alledge.train.loader import load_arrays
+    info, keras_path, svm_path, model_id = _read_model_dir(model_dir)
+    needs_data = quant == "int8" or evaluate
+    rows = root = None
+    if needs_data:
+        if not data_dir:
+            raise ConvertError("--data is needed for int8 calibration and for test metrics "
+                               "(or pass --no-eval for a float bundle without metrics)")
+        rows = _split_rows(info, split_csv)
+        root = resolve_root(data_dir)
+    model = keras.saving.load_model(keras_path)  # safe_mode: no code from the file
+    size = int(model.input_shape[1])
+    calib = None
+    if quant == "int8":
+        picked = representative_rows(rows, calibration)
+        log(f"calibrating on {len(picked)} training images")
+        calib, _ = load_arrays(root, picked, size, progress=False)
+    tflite = convert_model(model, quant, calib, output_uint8=(info["kind"] == "cnn"))
+    edgetpu_bytes = _edgetpu(tflite, log) if edgetpu else None
+    fields = {
+        "kind": info["kind"], "name": f"{info['name']}-{quant}", "quantization": quant,
+        "source_model": {"id": model_id, "backbone": info.get("backbone"),
+                         "weights": info.get("weights_id"), "dir": str(model_dir)},
+        "split_id": info.get("split_id"), "metrics": None,
+    }
+    write_bundle(out, tflite, fields, svm_path=svm_path, edgetpu_bytes=edgetpu_bytes)
+    manifest_path = Path(out) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    if evaluate:
+        manifest["metrics"] = evaluate_on_test(out, root, rows)
+        tmp = manifest_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+        tmp.replace(manifest_path)  # the manifest is not among the hashed files
+    return manifest
+
+
+def evaluate_on_test(bundle_dir, root, rows):
+    from alledge.train.evaluate import evaluate
+    from alledge.train.split import subset
+    from .evaluation import bundle_classifier, load_test_images, predict
+    test = subset(rows, "test")
+    probs, _ = predict(bundle_classifier(bundle_dir), load_test_images(root, test))
+    metrics = evaluate(np.array([r["label_id"] for r in test]), probs.argmax(1))
+    return metrics
+
+
+def _edgetpu(tflite, log):
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "model.tflite"
+        src.write_bytes(tflite)
+        compiled = compile_edgetpu(src, tmp)
+        if compiled is None:
+            log("edgetpu_compiler is not installed: kept the int8 model only "
+                "(compile it on a machine with the Edge TPU compiler)")
+            return None
+        log(f"compiled for the Edge TPU: {EDGETPU_FILE}")
+        return compiled.read_bytes()

@@ -1,0 +1,47 @@
+"""`alledge convert` and `alledge report`. TensorFlow is imported only when they run."""
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from alledge.device import exitcodes
+from alledge.device.cli import fail, require
+
+from .tflite import QUANT_LEVELS
+
+
+def _quiet_tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle directory.")
+@click.option("--quant", required=True, type=click.Choice(QUANT_LEVELS))
+@click.option("--edgetpu", is_flag=True, help="Also run edgetpu_compiler (int8 only).")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False),
+              help="Dataset: needed for int8 calibration and to put test metrics in the manifest.")
+@click.option("--split", "split_csv", type=click.Path(dir_okay=False),
+              help="Split CSV (default: the one the model was trained on).")
+@click.option("--calibration", default=200, show_default=True, type=click.IntRange(1),
+              help="int8 calibration images, drawn stratified from the training split.")
+@click.option("--no-eval", is_flag=True, help="Do not evaluate the bundle on the test split.")
+def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no_eval):
+    """Quantize a trained model directory to a verified TFLite bundle."""
+    _quiet_tf()
+    require("tensorflow", "train")
+    from .build import ConvertError, build_bundle
+    if edgetpu and quant != "int8":
+        fail("--edgetpu needs --quant int8 (the Edge TPU runs full-integer models only)",
+             exitcodes.USAGE)
+    try:
+        manifest = build_bundle(model_dir, out, quant, data_dir=data_dir, split_csv=split_csv,
+                                calibration=calibration, edgetpu=edgetpu, evaluate=not no_eval,
+                                log=lambda m: click.echo(m, err=True))
+    except ConvertError as e:
+        fail(str(e), e.code)
+    m = manifest.get("metrics") or {}
+    acc = f", test accuracy {m['accuracy']:.4f}" if "accuracy" in m else ""
+    click.echo(f"wrote {out} ({manifest['kind']}, {quant}{acc})")

@@ -1,0 +1,184 @@
+"""`alledge train svm|cnn|baseline|table3`. TensorFlow is imported only when a command runs."""
+import os
+
+import click
+
+from alledge.device import exitcodes
+from alledge.device.cli import fail, require
+
+# Names only: importing .backbones pulls in nothing heavy.
+from .backbones import BACKBONES as BACKBONE_NAMES
+from .table3 import ALL_MODELS
+
+DATA = click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
+                    help="Dataset folder (class folders, or their parent holding Original/).")
+SPLIT = click.option("--split", "split_csv", required=True, type=click.Path(dir_okay=False),
+                     help="Split CSV from `alledge data split`.")
+OUT = click.option("--out", required=True, type=click.Path(file_okay=False),
+                   help="Model directory to write.")
+
+
+def _quiet_tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _load_split(data_dir, split_csv):
+    from .dataset import DatasetError, resolve_root
+    from .split import read_split
+    try:
+        resolve_root(data_dir)
+        return read_split(split_csv)
+    except (DatasetError, ValueError, OSError) as e:
+        fail(str(e), exitcodes.USAGE)
+
+
+@click.group()
+def train():
+    """Train the paper's models and build its Table 3."""
+
+
+def _summary(name, metrics, out):
+    click.echo(f"{name}: test accuracy {metrics['accuracy']:.4f} "
+               f"[{metrics['accuracy_ci95'][0]:.4f}, {metrics['accuracy_ci95'][1]:.4f}] "
+               f"macro-F1 {metrics['macro_f1']:.4f}; wrote {out}")
+
+
+@train.command()
+@DATA
+@SPLIT
+@OUT
+@click.option("--epochs", default=500, show_default=True, type=click.IntRange(1),
+              help="Maximum epochs (the paper's 500).")
+@click.option("--patience", default=30, show_default=True, type=click.IntRange(1),
+              help="Stop after this many epochs without a better validation accuracy.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--input-size", default=224, show_default=True, type=click.IntRange(64))
+@click.option("--seed", default=0, show_default=True, type=int)
+def cnn(data_dir, split_csv, out, epochs, patience, batch_size, input_size, seed):
+    """The paper's Improved CNN, trained on the split's training part."""
+    _quiet_tf()
+    require("tensorflow", "train")
+    rows, split_id = _load_split(data_dir, split_csv)
+    from .fit import fit_cnn_model
+    metrics = _guard(fit_cnn_model, data_dir, rows, split_id, out, epochs, patience,
+                     batch_size, input_size, seed, split_file=str(split_csv))
+    _summary("improved-cnn", metrics, out)
+
+
+@train.command()
+@DATA
+@SPLIT
+@OUT
+@click.option("--backbone", required=True, type=click.Choice(sorted(BACKBONE_NAMES)))
+@click.option("--weights", default="imagenet", show_default=True,
+              help="imagenet (Keras download for B0-B7; packaged for Lite0-2), none (random), "
+                   "or PATH to a local Keras weights file.")
+@click.option("--input-size", default=None, type=click.IntRange(32),
+              help="Override the input size (paper: 224 for B0-B5, 128 for B6-B7).")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--cv", default=5, show_default=True, type=click.IntRange(2))
+@click.option("--seed", default=0, show_default=True, type=int)
+def svm(data_dir, split_csv, out, backbone, weights, input_size, batch_size, cv, seed):
+    """A frozen EfficientNet feature extractor + a grid-searched, calibrated SVM."""
+    _quiet_tf()
+    require("tensorflow", "train")
+    rows, split_id = _load_split(data_dir, split_csv)
+    from .fit import fit_svm_model
+    metrics = _guard(fit_svm_model, data_dir, rows, split_id, out, backbone, weights,
+                     input_size, batch_size, cv, seed, split_file=str(split_csv))
+    _summary(f"{backbone}-svm", metrics, out)
+
+
+@train.command()
+@DATA
+@SPLIT
+@OUT
+@click.option("--cv", default=5, show_default=True, type=click.IntRange(2))
+@click.option("--seed", default=0, show_default=True, type=int)
+def baseline(data_dir, split_csv, out, cv, seed):
+    """The colour baseline: RGB histograms + SVM, no CNN."""
+    require("sklearn", "train")
+    rows, split_id = _load_split(data_dir, split_csv)
+    from .fit import fit_baseline_model
+    metrics = _guard(fit_baseline_model, data_dir, rows, split_id, out, cv, seed,
+                     split_file=str(split_csv))
+    _summary("colour-baseline", metrics, out)
+
+
+@train.command()
+@DATA
+@SPLIT
+@OUT
+@click.option("--models", default=",".join(ALL_MODELS), show_default=True,
+              help="Comma-separated rows to build.")
+@click.option("--weights-dir", type=click.Path(file_okay=False, exists=True),
+              help="Folder with Keras' ImageNet files for B0-B7 (efficientnetb0_notop.h5 ...).")
+@click.option("--random-weights", is_flag=True,
+              help="Run B0-B7 rows without a weights file on random weights (labelled so).")
+@click.option("--cnn-epochs", default=500, show_default=True, type=click.IntRange(1))
+@click.option("--cnn-patience", default=30, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=0, show_default=True, type=int)
+def table3(data_dir, split_csv, out, models, weights_dir, random_weights, cnn_epochs,
+           cnn_patience, seed):
+    """The paper's Table 3: every model on one split; reuses finished model directories."""
+    _quiet_tf()
+    require("tensorflow", "train")
+    from pathlib import Path
+    from .backbones import KERAS_EFFICIENTNETS
+    from .fit import fit_baseline_model, fit_cnn_model, fit_svm_model
+    from .modeldir import write_json
+    from .table3 import (b_weights, existing_result, model_dir_name, row, to_csv,
+                         to_markdown)
+    rows, split_id = _load_split(data_dir, split_csv)
+    wanted = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in ALL_MODELS]
+    if unknown:
+        fail(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(ALL_MODELS)}",
+             exitcodes.USAGE)
+    table = []
+    for model in wanted:
+        mdir = Path(out) / model_dir_name(model)
+        done = existing_result(mdir, split_id)
+        if done:
+            click.echo(f"{model}: reusing {mdir}")
+            table.append(row(model, *done))
+            continue
+        click.echo(f"{model}: training into {mdir}")
+        common = dict(split_file=str(split_csv))
+        if model == "improved-cnn":
+            _guard(fit_cnn_model, data_dir, rows, split_id, mdir, cnn_epochs, cnn_patience,
+                   seed=seed, **common)
+        elif model == "colour-baseline":
+            _guard(fit_baseline_model, data_dir, rows, split_id, mdir, seed=seed, **common)
+        else:
+            weights = "imagenet"
+            if model in KERAS_EFFICIENTNETS:
+                weights = b_weights(model, weights_dir, random_weights)
+                if weights is None:
+                    click.echo(f"{model}: not run, no ImageNet weights here")
+                    table.append(row(model, status="not run: needs ImageNet weights "
+                                                   "(--weights-dir), not downloadable here"))
+                    continue
+            _guard(fit_svm_model, data_dir, rows, split_id, mdir, model, weights, seed=seed,
+                   **common)
+        table.append(row(model, *existing_result(mdir, split_id)))
+    Path(out, "table3.csv").write_text(to_csv(table))
+    Path(out, "table3.md").write_text(to_markdown(table))
+    write_json(Path(out) / "table3.json", {"split_id": split_id, "split_file": str(split_csv),
+                                          "rows": table})
+    click.echo(to_markdown(table))
+
+
+def _guard(fn, *args, **kwargs):
+    """Run a training step; known failures become one line and an exit code."""
+    from alledge.device.images import ImageError
+    from .backbones import WeightsUnavailable
+    try:
+        return fn(*args, **kwargs)
+    except WeightsUnavailable as e:
+        fail(str(e), exitcodes.NO_WEIGHTS)
+    except ImageError as e:
+        fail(f"an image of the split cannot be read: {e} (run `alledge data check`)",
+             exitcodes.USAGE)
+    except FileNotFoundError as e:
+        fail(str(e), exitcodes.USAGE)

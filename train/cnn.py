@@ -1,0 +1,94 @@
+"""The paper's "Improved" CNN, as it describes it, and its training.
+
+Input 224x224x3 -> 5 x [Conv2D(32, 3x3, ReLU) + MaxPooling2D(2x2)] -> Flatten ->
+Dense(500, ReLU) -> Dropout(0.5) -> Dense(250, ReLU) -> Dropout(0.5) -> Dense(4, softmax).
+With Keras' default 'valid' padding this has 564,642 parameters at 224 (the paper says
+8.1M). A Rescaling(1/255) layer sits in front so the model takes uint8 0..255 like every
+alledge model; it has no weights and does not change the count.
+"""
+import sys
+import time
+
+import numpy as np
+
+DEFAULT_EPOCHS = 500      # the paper's
+DEFAULT_PATIENCE = 30     # stop when validation accuracy has not improved for this many epochs
+
+
+def build_improved_cnn(input_size=224, n_classes=4, seed=0):
+    import keras
+    from keras import layers
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    x = layers.Rescaling(1 / 255.0)(inputs)
+    for i in range(5):
+        x = layers.Conv2D(32, 3, activation="relu", name=f"conv{i + 1}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(500, activation="relu")(x)
+    x = layers.Dropout(0.5)(x)
+    x = layers.Dense(250, activation="relu")(x)
+    x = layers.Dropout(0.5)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="improved_cnn")
+
+
+def validation_split(y, fraction=0.1, seed=42):
+    """Stratified train/validation index split of the training part."""
+    from sklearn.model_selection import train_test_split
+    idx = np.arange(len(y))
+    return train_test_split(idx, test_size=fraction, random_state=seed, stratify=y)
+
+
+def _epoch_printer(n_train):
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            dt = time.time() - self.t0
+            print(f"epoch {epoch + 1}: {dt:.0f}s, {n_train / dt:.1f} img/s, "
+                  f"loss {logs['loss']:.4f} acc {logs['accuracy']:.4f} "
+                  f"val_loss {logs['val_loss']:.4f} val_acc {logs['val_accuracy']:.4f}",
+                  file=sys.stderr, flush=True)
+
+    return EpochTimer()
+
+
+def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, batch_size=32,
+              learning_rate=1e-3, seed=0):
+    """Fit the Improved CNN; keeps the weights of the epoch with the best validation accuracy.
+
+    Returns (model, history dict). The best weights are also checkpointed to out_dir each
+    time they improve, so an interrupted run keeps its best epoch.
+    """
+    import keras
+    import tensorflow as tf
+    tr, va = validation_split(y, 0.1, seed=42)
+    model = build_improved_cnn(x.shape[1], seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # Decoded once into memory; tf.data shuffles and prefetches the uint8 arrays.
+    train_ds = (tf.data.Dataset.from_tensor_slices((x[tr], y[tr]))
+                .shuffle(len(tr), seed=seed, reshuffle_each_iteration=True)
+                .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    val_ds = tf.data.Dataset.from_tensor_slices((x[va], y[va])).batch(64).prefetch(2)
+    ckpt = f"{out_dir}/best.weights.h5"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(ckpt, monitor="val_accuracy", save_best_only=True,
+                                        save_weights_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience,
+                                      restore_best_weights=True),
+        keras.callbacks.CSVLogger(f"{out_dir}/history.csv"),
+        _epoch_printer(len(tr)),
+    ]
+    hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
+                     verbose=0)
+    model.load_weights(ckpt)  # the best epoch, also when early stopping never fired
+    h = hist.history
+    best = int(np.argmax(h["val_accuracy"]))
+    return model, {"epochs_run": len(h["loss"]), "best_epoch": best + 1,
+                   "best_val_accuracy": float(h["val_accuracy"][best]),
+                   "n_train": int(len(tr)), "n_val": int(len(va))}

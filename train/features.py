@@ -1,0 +1,62 @@
+"""Batched feature extraction with an on-disk cache.
+
+The cache is keyed by backbone, weights id, input size and each image's sha256, so the grid
+search, Table 3 and the report never extract the same image twice. One .npy per image in
+<cache>/features/<backbone>-<weights id>-<size>/, written atomically.
+"""
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from alledge.device.preprocess import load_input
+
+
+def cache_root():
+    base = os.environ.get("ALLEDGE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "alledge")
+    return Path(base)
+
+
+def feature_dir(backbone, weights_id, size):
+    return cache_root() / "features" / f"{backbone}-{weights_id.replace(':', '_')}-{size}"
+
+
+def extract(model, images, batch_size=32, label="", stream=sys.stderr):
+    """model(images) in batches with a one-line progress display; images uint8 [n,s,s,3]."""
+    out, t0, n = [], time.time(), len(images)
+    for i in range(0, n, batch_size):
+        out.append(np.asarray(model(images[i:i + batch_size].astype("float32"), training=False)))
+        done = min(i + batch_size, n)
+        rate = done / max(time.time() - t0, 1e-9)
+        print(f"\r  {label} features {done}/{n} ({rate:.1f} img/s)", end="", file=stream,
+              flush=True)
+    if n:
+        print(file=stream)
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+def cached_features(model_fn, root, rows, backbone, weights_id, size, batch_size=32):
+    """Features for split rows, extracting only images not already in the cache.
+
+    model_fn is called (once) only if something is missing, so a warm cache never builds
+    the network.
+    """
+    d = feature_dir(backbone, weights_id, size)
+    d.mkdir(parents=True, exist_ok=True)
+    paths = [d / f"{r['sha256']}.npy" for r in rows]
+    missing = [i for i, p in enumerate(paths) if not p.exists()]
+    if missing:
+        model = model_fn()
+        todo = sorted({rows[i]["sha256"]: i for i in missing}.values())
+        for start in range(0, len(todo), 256):  # bounded memory for big sets
+            chunk = todo[start:start + 256]
+            images = np.stack([load_input(Path(root) / rows[i]["path"], size) for i in chunk])
+            feats = extract(model, images, batch_size, f"{backbone} {start + len(chunk)}/{len(todo)}")
+            for i, f in zip(chunk, feats):
+                tmp = paths[i].with_suffix(".tmp.npy")
+                np.save(tmp, f)
+                tmp.replace(paths[i])
+    return np.stack([np.load(p) for p in paths])

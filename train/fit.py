@@ -1,0 +1,98 @@
+"""Train one model of each kind into a model directory. The CLI and Table 3 both call these."""
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .evaluate import evaluate
+from .modeldir import KERAS_FILE, SVM_FILE, write_json, write_model_info
+from .split import subset
+
+
+def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32,
+                  input_size=224, seed=0, split_file=""):
+    from .cnn import train_cnn
+    from .loader import load_arrays
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    x_tr, y_tr = load_arrays(data_dir, subset(rows, "train"), input_size)
+    x_te, y_te = load_arrays(data_dir, subset(rows, "test"), input_size)
+    t0 = time.time()
+    model, info = train_cnn(x_tr, y_tr, out, epochs, patience, batch_size, seed=seed)
+    model.save(out / KERAS_FILE)
+    proba = model.predict(x_te, batch_size=64, verbose=0)
+    metrics = evaluate(y_te, proba.argmax(1))
+    metrics["split_id"] = split_id
+    write_json(out / "metrics.json", metrics)
+    write_model_info(out, kind="cnn", name="improved-cnn", backbone="improved-cnn",
+                     weights="trained", weights_id="trained", input_size=input_size,
+                     params=int(model.count_params()), split_id=split_id, split_file=split_file,
+                     seed=seed, train_seconds=round(time.time() - t0, 1), epochs_max=epochs,
+                     patience=patience, batch_size=batch_size, **info)
+    return metrics
+
+
+def _fit_and_write_svm(x_tr, y_tr, x_te, y_te, out, cv, seed):
+    from .svm import fit_svm, predict_labels
+    from alledge.convert.svm_export import export_svm
+    calibrated, summary = fit_svm(x_tr, y_tr, cv=cv, seed=seed)
+    export_svm(calibrated, Path(out) / SVM_FILE)
+    metrics = evaluate(y_te, predict_labels(calibrated, x_te))
+    return metrics, summary
+
+
+def fit_svm_model(data_dir, rows, split_id, out, backbone, weights="imagenet", input_size=None,
+                  batch_size=32, cv=5, seed=0, split_file=""):
+    from .backbones import build_backbone, default_size, weights_id
+    from .dataset import resolve_root
+    from .features import cached_features
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    size = input_size or default_size(backbone)
+    wid = weights_id(weights)
+    built = {}
+
+    def model_fn():
+        if "m" not in built:
+            built["m"] = build_backbone(backbone, weights, size)
+        return built["m"]
+
+    model_fn()  # fail early (and clearly) when weights cannot be had
+    root = resolve_root(data_dir)
+    t0 = time.time()
+    tr, te = subset(rows, "train"), subset(rows, "test")
+    x_tr = cached_features(model_fn, root, tr, backbone, wid, size, batch_size)
+    x_te = cached_features(model_fn, root, te, backbone, wid, size, batch_size)
+    y_tr = np.array([r["label_id"] for r in tr])
+    y_te = np.array([r["label_id"] for r in te])
+    t_feat = time.time() - t0
+    metrics, summary = _fit_and_write_svm(x_tr, y_tr, x_te, y_te, out, cv, seed)
+    metrics["split_id"] = split_id
+    model = model_fn()
+    model.save(out / KERAS_FILE)
+    write_json(out / "metrics.json", metrics)
+    write_model_info(out, kind="svm", name=f"{backbone}-svm", backbone=backbone,
+                     weights=str(weights), weights_id=wid, random_weights=(wid == "random"),
+                     input_size=size, params=int(model.count_params()),
+                     feature_dim=int(x_tr.shape[1]), split_id=split_id, split_file=split_file,
+                     seed=seed, feature_seconds=round(t_feat, 1), svm=summary)
+    return metrics
+
+
+def fit_baseline_model(data_dir, rows, split_id, out, cv=5, seed=0, split_file=""):
+    from .colour import BINS, colour_features
+    from .loader import load_arrays
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    x_tr, y_tr = load_arrays(data_dir, subset(rows, "train"), 224, progress=False)
+    x_te, y_te = load_arrays(data_dir, subset(rows, "test"), 224, progress=False)
+    f_tr, f_te = colour_features(x_tr), colour_features(x_te)
+    metrics, summary = _fit_and_write_svm(f_tr, y_tr, f_te, y_te, out, cv, seed)
+    metrics["split_id"] = split_id
+    write_json(out / "metrics.json", metrics)
+    write_model_info(out, kind="baseline", name="colour-histogram-svm", backbone="none",
+                     weights="none", weights_id="none", input_size=224,
+                     features=f"RGB histograms, {BINS} bins per channel",
+                     params=0, feature_dim=int(f_tr.shape[1]), split_id=split_id,
+                     split_file=split_file, seed=seed, svm=summary)
+    return metrics

@@ -1,0 +1,39 @@
+"""A trained model is a directory: the Keras model, model.json, metrics.json (and svm.npz).
+
+model.json says what it is and what it was trained on (the split id is the sha256 of the
+split CSV), so every figure can be traced back to its split.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+import alledge.device as device
+
+KERAS_FILE = "model.keras"
+SVM_FILE = "svm.npz"
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_json(path, obj):
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def write_model_info(out, **info):
+    info.setdefault("classes", list(device.CLASSES))
+    write_json(Path(out) / "model.json", info)
+
+
+def read_model_info(model_dir):
+    path = Path(model_dir) / "model.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir} is not a model directory (no model.json)")
+    return json.loads(path.read_text())

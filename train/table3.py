@@ -1,0 +1,91 @@
+"""The paper's Table 3, rebuilt: one row per model, our figures beside the paper's.
+
+Rows whose extractor had random weights are labelled so and never mixed with real ones;
+B0-B7 rows without a weights file are listed as not run, with the reason.
+"""
+import csv
+import io
+import json
+from pathlib import Path
+
+from .backbones import KERAS_EFFICIENTNETS, LITE, default_size
+
+# Table 3 of Adiwijaya et al. 2025: accuracy (%) and parameters as printed.
+PAPER = {
+    "efficientnet-b0": (83.93, "4M"), "efficientnet-b1": (54.88, "6.5M"),
+    "efficientnet-b2": (74.64, "7.7M"), "efficientnet-b3": (97.35, "10.7M"),
+    "efficientnet-b4": (86.04, "17.6M"), "efficientnet-b5": (95.3, "28.5M"),
+    "efficientnet-b6": (45.67, "40.9M"), "efficientnet-b7": (38.29, "64M"),
+    "improved-cnn": (99.18, "8.1M"),
+}
+KERAS_WEIGHT_FILES = {name: f"{ctor.lower()}_notop.h5" for name, (ctor, _) in
+                      KERAS_EFFICIENTNETS.items()}
+ALL_MODELS = [*KERAS_EFFICIENTNETS, *LITE, "improved-cnn", "colour-baseline"]
+COLUMNS = ["model", "kind", "input", "params", "weights", "accuracy", "accuracy_ci95",
+           "macro_f1", "macro_f1_ci95", "paper_accuracy", "paper_params", "status"]
+
+
+def model_dir_name(model):
+    return model if model in ("improved-cnn", "colour-baseline") else f"{model}-svm"
+
+
+def existing_result(model_dir, split_id):
+    """metrics of a finished model trained on this split, else None."""
+    m, i = Path(model_dir) / "metrics.json", Path(model_dir) / "model.json"
+    if not (m.is_file() and i.is_file()):
+        return None
+    info = json.loads(i.read_text())
+    return (json.loads(m.read_text()), info) if info.get("split_id") == split_id else None
+
+
+def b_weights(model, weights_dir, random_weights):
+    """Weights argument for a B0-B7 row, or None when it cannot run here."""
+    if weights_dir:
+        f = Path(weights_dir) / KERAS_WEIGHT_FILES[model]
+        if f.is_file():
+            return str(f)
+    return "none" if random_weights else None
+
+
+def row(model, metrics=None, info=None, status="ok"):
+    paper_acc, paper_params = PAPER.get(model, ("", ""))
+    r = {"model": model, "paper_accuracy": paper_acc, "paper_params": paper_params,
+         "status": status, "kind": "", "input": "", "params": "", "weights": "",
+         "accuracy": "", "accuracy_ci95": "", "macro_f1": "", "macro_f1_ci95": ""}
+    if model in KERAS_EFFICIENTNETS or model in LITE:
+        r["kind"], r["input"] = "extractor + SVM", default_size(model)
+    if info:
+        r.update(kind={"cnn": "CNN", "svm": "extractor + SVM", "baseline": "colour + SVM"}
+                 [info["kind"]], input=info["input_size"], params=info["params"],
+                 weights=info.get("weights_id", ""))
+    if metrics:
+        r.update(accuracy=round(100 * metrics["accuracy"], 2),
+                 accuracy_ci95="-".join(f"{100 * v:.2f}" for v in metrics["accuracy_ci95"]),
+                 macro_f1=round(100 * metrics["macro_f1"], 2),
+                 macro_f1_ci95="-".join(f"{100 * v:.2f}" for v in metrics["macro_f1_ci95"]))
+        if info and info.get("weights_id") == "random":
+            r["status"] = "RANDOM WEIGHTS (not comparable)"
+    return r
+
+
+def to_csv(rows):
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def to_markdown(rows, header=""):
+    cols = ["model", "kind", "input", "params", "weights", "accuracy (95% CI)",
+            "macro-F1 (95% CI)", "paper accuracy", "paper params", "status"]
+    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] if header \
+        else ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        acc = f"{r['accuracy']} ({r['accuracy_ci95']})" if r["accuracy"] != "" else ""
+        f1 = f"{r['macro_f1']} ({r['macro_f1_ci95']})" if r["macro_f1"] != "" else ""
+        params = f"{r['params']:,}" if isinstance(r["params"], int) else r["params"]
+        vals = [r["model"], r["kind"], r["input"], params, r["weights"], acc, f1,
+                r["paper_accuracy"], r["paper_params"], r["status"]]
+        lines.append("| " + " | ".join(str(v) for v in vals) + " |")
+    return "\n".join(lines) + "\n"
