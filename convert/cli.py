@@ -45,3 +45,29 @@ def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no
     m = manifest.get("metrics") or {}
     acc = f", test accuracy {m['accuracy']:.4f}" if "accuracy" in m else ""
     click.echo(f"wrote {out} ({manifest['kind']}, {quant}{acc})")
+
+
+@click.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--split", "split_csv", required=True, type=click.Path(dir_okay=False))
+@click.option("--models", required=True, type=click.Path(file_okay=False),
+              help="Folder of trained model directories (e.g. Table 3's --out).")
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--quant", "quants", multiple=True, type=click.Choice(QUANT_LEVELS),
+              help="Levels to include (default: all four).")
+@click.option("--latency-images", default=100, show_default=True, type=click.IntRange(1),
+              help="Test images timed at all threads (all are timed at 1 thread).")
+@click.option("--view-images", default=0, show_default=True, type=click.IntRange(0),
+              help="Test images for the rotation/flip views (0: all).")
+def report(data_dir, split_csv, models, out, quants, latency_images, view_images):
+    """Convert every model at every level and compare the bundles on the test split."""
+    _quiet_tf()
+    require("tensorflow", "train")
+    from .build import ConvertError
+    from .report import run_report
+    try:
+        table = run_report(data_dir, split_csv, models, out, quants or QUANT_LEVELS,
+                           latency_images, view_images, log=lambda m: click.echo(m, err=True))
+    except (ConvertError, FileNotFoundError, ValueError) as e:
+        fail(str(e), getattr(e, "code", exitcodes.USAGE))
+    click.echo(Path(out, "report.md").read_text())

@@ -34,10 +34,18 @@ def default_size(name):
     return BACKBONES[name]
 
 
-def weights_id(weights):
-    """A short, stable name of the weights: 'imagenet', 'random' or 'file:<sha256[:16]>'."""
-    if weights in ("imagenet", "none"):
-        return "random" if weights == "none" else "imagenet"
+def weights_id(weights, name=""):
+    """A short, stable name of the weights: 'imagenet' (or the Lite package's own id),
+    'random' or 'file:<sha256[:16]>'. It keys the feature cache."""
+    if weights == "none":
+        return "random"
+    if weights == "imagenet":
+        if name in LITE:
+            from .lite import WEIGHTS_ID
+            return WEIGHTS_ID[name]
+        return "imagenet"
+    if not Path(weights).is_file():
+        raise WeightsUnavailable(f"weights file not found: {weights}")
     h = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
     return f"file:{h[:16]}"
 

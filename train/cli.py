@@ -173,9 +173,10 @@ def _guard(fn, *args, **kwargs):
     """Run a training step; known failures become one line and an exit code."""
     from alledge.device.images import ImageError
     from .backbones import WeightsUnavailable
+    from .lite import LiteWeightsMissing
     try:
         return fn(*args, **kwargs)
-    except WeightsUnavailable as e:
+    except (WeightsUnavailable, LiteWeightsMissing) as e:
         fail(str(e), exitcodes.NO_WEIGHTS)
     except ImageError as e:
         fail(f"an image of the split cannot be read: {e} (run `alledge data check`)",

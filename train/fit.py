@@ -4,6 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
+from alledge.device import CLASSES
+
 from .evaluate import evaluate
 from .modeldir import KERAS_FILE, SVM_FILE, write_json, write_model_info
 from .split import subset
@@ -36,7 +38,7 @@ def _fit_and_write_svm(x_tr, y_tr, x_te, y_te, out, cv, seed):
     from .svm import fit_svm, predict_labels
     from alledge.convert.svm_export import export_svm
     calibrated, summary = fit_svm(x_tr, y_tr, cv=cv, seed=seed)
-    export_svm(calibrated, Path(out) / SVM_FILE)
+    export_svm(calibrated, Path(out) / SVM_FILE, class_names=CLASSES)
     metrics = evaluate(y_te, predict_labels(calibrated, x_te))
     return metrics, summary
 
@@ -49,7 +51,7 @@ def fit_svm_model(data_dir, rows, split_id, out, backbone, weights="imagenet", i
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     size = input_size or default_size(backbone)
-    wid = weights_id(weights)
+    wid = weights_id(weights, backbone)
     built = {}
 
     def model_fn():

@@ -38,6 +38,7 @@ import io
 import os
 import pickle
 import struct
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -459,7 +460,10 @@ def load_lite_weights(model, name):
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(f"{cached.name[:-len('.weights.h5')]}.tmp{os.getpid()}.weights.h5")
-        model.save_weights(tmp)
+        with warnings.catch_warnings():   # keras+numpy 2 chatter, once per variable
+            warnings.filterwarnings("ignore", message="__array__ implementation",
+                                    category=DeprecationWarning)
+            model.save_weights(tmp)
         os.replace(tmp, cached)
     except OSError:
         pass                       # a read-only cache costs only speed

@@ -1,0 +1,231 @@
+"""The accuracy-vs-quantization report.
+
+For every trained model under MODELS (the Improved CNN, each extractor + SVM) and every
+quantization level: convert to a bundle, then evaluate it on the test split through the
+device code path. Per bundle: accuracy and macro-F1 with 95% bootstrap intervals, the drop
+from the model's float32 bundle, label agreement with it, bundle size, median latency at 1
+thread and at all threads, and accuracy on rotated/flipped test images.
+Each bundle's figures are kept in ROWS/<bundle>.json so an interrupted report resumes.
+"""
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .evaluation import TRANSFORMS, bundle_classifier, load_test_images, predict
+from .tflite import QUANT_LEVELS
+
+COLUMNS = ["model", "quant", "bundle", "size_kb", "accuracy", "accuracy_ci95", "macro_f1",
+           "macro_f1_ci95", "drop_vs_float32", "agreement_vs_float32", "latency_ms_1t",
+           "latency_ms_all", "threads_all", *[f"acc_{t}" for t in TRANSFORMS], "acc_min_view"]
+
+
+def model_dirs(models, split_id):
+    """Model directories under `models` with a network, trained on this split, sorted."""
+    out = []
+    for info_path in sorted(Path(models).glob("*/model.json")):
+        info = json.loads(info_path.read_text())
+        if info.get("kind") in ("cnn", "svm") and info.get("split_id") == split_id \
+                and not info.get("random_weights"):
+            out.append((info_path.parent, info))
+    return out
+
+
+def bundle_size_kb(bundle_dir):
+    m = json.loads((Path(bundle_dir) / "manifest.json").read_text())
+    return sum((Path(bundle_dir) / f).stat().st_size for f in m["files"]
+               if f != m.get("edgetpu_model_file")) / 1024
+
+
+def ensure_bundle(model_dir, bundle_dir, quant, data_dir, split_csv, log):
+    """Reuse a bundle made from this very model at this level, else build it."""
+    from alledge.device.bundle import BundleError, load_bundle
+    from alledge.train.modeldir import KERAS_FILE, file_sha256
+    from .build import build_bundle
+    try:
+        b = load_bundle(bundle_dir)
+        if (b.manifest["source_model"]["id"] == file_sha256(Path(model_dir) / KERAS_FILE)
+                and b.manifest["quantization"] == quant):
+            return
+    except (BundleError, KeyError, TypeError):
+        pass
+    log(f"converting {Path(model_dir).name} -> {quant}")
+    build_bundle(model_dir, bundle_dir, quant, data_dir=data_dir, split_csv=split_csv,
+                 evaluate=False, log=log)
+
+
+def measure_bundle(bundle_dir, images, y, view_idx, latency_n, threads_all):
+    """Figures of one bundle; returns (row dict, predicted labels on the plain test set)."""
+    from alledge.train.evaluate import evaluate
+    one = bundle_classifier(bundle_dir, threads=1)
+    probs, secs = predict(one, images)
+    pred = probs.argmax(1)
+    m = evaluate(y, pred)
+    many = bundle_classifier(bundle_dir, threads=threads_all)
+    _, secs_all = predict(many, images[:latency_n])
+    row = {"bundle": Path(bundle_dir).name, "size_kb": round(bundle_size_kb(bundle_dir), 1),
+           "accuracy": m["accuracy"], "accuracy_ci95": m["accuracy_ci95"],
+           "macro_f1": m["macro_f1"], "macro_f1_ci95": m["macro_f1_ci95"],
+           "latency_ms_1t": float(np.median(secs) * 1000),
+           "latency_ms_all": float(np.median(secs_all) * 1000), "threads_all": threads_all,
+           "confusion": m["confusion"]}
+    view_images = [images[i] for i in view_idx]
+    for name, fn in TRANSFORMS.items():
+        p, _ = predict(many, view_images, fn)
+        row[f"acc_{name}"] = float(np.mean(p.argmax(1) == y[view_idx]))
+    row["acc_min_view"] = min(row[f"acc_{t}"] for t in TRANSFORMS)
+    return row, pred
+
+
+def run_report(data_dir, split_csv, models, out, quants=QUANT_LEVELS, latency_n=100,
+               view_n=0, log=print):
+    from alledge.train.dataset import resolve_root
+    from alledge.train.split import read_split, subset
+    rows_csv, split_id = read_split(split_csv)
+    root = resolve_root(data_dir)
+    test = subset(rows_csv, "test")
+    y = np.array([r["label_id"] for r in test])
+    out = Path(out)
+    (out / "rows").mkdir(parents=True, exist_ok=True)
+    found = model_dirs(models, split_id)
+    if not found:
+        raise FileNotFoundError(f"no model trained on {split_csv} under {models}")
+    log(f"decoding {len(test)} test images")
+    images = load_test_images(root, test)
+    view_idx = _view_subset(y, view_n)
+    threads_all = os.cpu_count() or 1
+    table = []
+    for model_dir, info in found:
+        float_pred = None
+        for quant in quants:
+            name = f"{model_dir.name}-{quant}"
+            bdir = out / "bundles" / name
+            ensure_bundle(model_dir, bdir, quant, data_dir, split_csv, log)
+            cache = out / "rows" / f"{name}.json"
+            manifest = json.loads((bdir / "manifest.json").read_text())
+            row = _cached_row(cache, manifest)
+            if row is None:
+                log(f"measuring {name}")
+                row, pred = measure_bundle(bdir, images, y, view_idx, latency_n, threads_all)
+                row.update(model=model_dir.name, quant=quant, pred=pred.tolist(),
+                           bundle_files=manifest["files"])
+                cache.write_text(json.dumps(row) + "\n")
+            pred = np.array(row["pred"])
+            if quant == "float32":
+                float_pred, float_acc = pred, row["accuracy"]
+            if float_pred is not None:
+                row["drop_vs_float32"] = float_acc - row["accuracy"]
+                row["agreement_vs_float32"] = float(np.mean(pred == float_pred))
+            table.append(row)
+    write_outputs(table, out, split_csv, split_id, len(test), len(view_idx))
+    return table
+
+
+def _cached_row(path, manifest):
+    if not path.is_file():
+        return None
+    row = json.loads(path.read_text())
+    return row if row.get("bundle_files") == manifest["files"] else None
+
+
+def _view_subset(y, n):
+    """Indices for the rotation/flip views: all, or n drawn stratified (seeded)."""
+    if not n or n >= len(y):
+        return np.arange(len(y))
+    from sklearn.model_selection import train_test_split
+    idx, _ = train_test_split(np.arange(len(y)), train_size=n, random_state=0, stratify=y)
+    return np.sort(idx)
+
+
+def _fmt(v, pct=True):
+    if v is None or v == "":
+        return ""
+    if isinstance(v, list):
+        return "-".join(_fmt(x, pct) for x in v)
+    return f"{100 * v:.2f}" if pct else f"{v:.1f}"
+
+
+def to_csv(table):
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in table:
+        w.writerow({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def to_markdown(table, n_test, n_views):
+    head = ["model", "quant", "size KB", "accuracy % (95% CI)", "macro-F1 % (95% CI)",
+            "drop vs f32 (pts)", "agree w/ f32 %", "ms 1 thread", "ms all threads",
+            "rot90/180/270/flip acc %"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in table:
+        views = "/".join(_fmt(r[f"acc_{t}"]) for t in TRANSFORMS)
+        drop = r.get("drop_vs_float32")
+        lines.append("| " + " | ".join([
+            r["model"], r["quant"], f"{r['size_kb']:.0f}",
+            f"{_fmt(r['accuracy'])} ({_fmt(r['accuracy_ci95'])})",
+            f"{_fmt(r['macro_f1'])} ({_fmt(r['macro_f1_ci95'])})",
+            "" if drop is None else f"{100 * drop:+.2f}",
+            _fmt(r.get("agreement_vs_float32")), f"{r['latency_ms_1t']:.1f}",
+            f"{r['latency_ms_all']:.1f}", views]) + " |")
+    return "\n".join(lines) + "\n\n" + findings(table, n_test, n_views)
+
+
+def findings(table, n_test, n_views):
+    """A few sentences, computed from the figures (nothing here is written by hand)."""
+    best = max(table, key=lambda r: r["accuracy"])
+    smallest = min(table, key=lambda r: r["size_kb"])
+    fastest = min(table, key=lambda r: r["latency_ms_1t"])
+    int8 = [r for r in table if r["quant"] == "int8" and r.get("drop_vs_float32") is not None]
+    worst_view = min(table, key=lambda r: r["acc_min_view"])
+    s = [f"Test set: {n_test} images; rotation/flip views on {n_views} of them.",
+         f"Most accurate bundle: {best['bundle']} at {_fmt(best['accuracy'])}% "
+         f"(95% CI {_fmt(best['accuracy_ci95'])}).",
+         f"Smallest: {smallest['bundle']} ({smallest['size_kb']:.0f} KB, "
+         f"{_fmt(smallest['accuracy'])}%); fastest at 1 thread: {fastest['bundle']} "
+         f"({fastest['latency_ms_1t']:.1f} ms)."]
+    for r in int8:
+        s.append(f"{r['model']}: full-integer int8 changes accuracy by "
+                 f"{-100 * r['drop_vs_float32']:+.2f} points and agrees with float32 on "
+                 f"{_fmt(r['agreement_vs_float32'])}% of test images, at "
+                 f"{r['size_kb']:.0f} KB.")
+    s.append(f"Orientation: the weakest view result is {worst_view['bundle']} at "
+             f"{_fmt(worst_view['acc_min_view'])}% against {_fmt(worst_view['accuracy'])}% "
+             f"upright.")
+    return " ".join(s) + "\n"
+
+
+def plot(table, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    for key, xlabel, fname in (("size_kb", "bundle size (KB, log scale)", "accuracy-vs-size.png"),
+                               ("latency_ms_1t", "median latency per image, 1 thread (ms, log scale)",
+                                "accuracy-vs-latency.png")):
+        fig, ax = plt.subplots(figsize=(8, 5.5))
+        for r in table:
+            ax.scatter(r[key], 100 * r["accuracy"], s=30)
+            ax.annotate(f"{r['model']}\n{r['quant']}", (r[key], 100 * r["accuracy"]),
+                        fontsize=7, xytext=(4, 2), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(Path(out) / fname, dpi=110)
+        plt.close(fig)
+
+
+def write_outputs(table, out, split_csv, split_id, n_test, n_views):
+    out = Path(out)
+    (out / "report.csv").write_text(to_csv(table))
+    header = (f"# Accuracy vs quantization\n\nSplit: `{split_csv}` (id {split_id[:16]}). "
+              f"Every figure is from the device code path (LiteRT + plain-weights SVM).\n\n")
+    (out / "report.md").write_text(header + to_markdown(table, n_test, n_views))
+    slim = [{k: v for k, v in r.items() if k != "pred"} for r in table]
+    (out / "report.json").write_text(json.dumps({"split_id": split_id, "rows": slim}, indent=1))
+    plot(table, out)

@@ -1,0 +1,189 @@
+"""Camera frames -> quality gate -> classify -> log and save. One plain loop.
+
+Sources: a camera index (OpenCV, V4L2 on the Pi: USB microscope cameras), 'picam' (the Pi
+camera module through picamera2, when installed), a video file, a stream URL, or a folder
+of images (read in sorted order). Live sources (cameras, URLs) may drop a frame now and then,
+so a read is retried a few times before the source counts as stopped.
+"""
+import hashlib
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+
+from .classify import IMAGE_SUFFIXES
+from .images import ImageError, read_rgb, to_rgb8
+from .quality import judge, measure
+
+LIVE_RETRIES = 10        # consecutive failed reads before a live source counts as stopped
+LIVE_RETRY_WAIT_S = 0.1
+
+
+class CameraError(Exception):
+    """The source cannot be opened; one line."""
+
+
+class OpenCvSource:
+    def __init__(self, target, live, name):
+        with _quiet_opencv():  # OpenCV logs each backend it tried; we say it in one line
+            self.cap = cv2.VideoCapture(target)
+        self.live = live
+        self.name = name
+        if not self.cap.isOpened():
+            hint = " (is it connected? see /dev/video*)" if isinstance(target, int) else ""
+            raise CameraError(f"cannot open {name}{hint}")
+
+    def read(self):
+        ok, frame = self.cap.read()
+        return to_rgb8(frame, bgr=True) if ok and frame is not None else None
+
+    def close(self):
+        self.cap.release()
+
+
+class FolderSource:
+    live = False
+
+    def __init__(self, folder):
+        self.name = str(folder)
+        self.files = sorted(p for p in Path(folder).iterdir()
+                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise CameraError(f"{folder}: folder holds no .jpg/.jpeg/.png images")
+        self.next = 0
+
+    def read(self):
+        while self.next < len(self.files):
+            path = self.files[self.next]
+            self.next += 1
+            try:
+                return read_rgb(path)
+            except ImageError:
+                continue  # an unreadable file in a sequence is a dropped frame
+        return None
+
+    def close(self):
+        pass
+
+
+class PicameraSource:
+    live = True
+    name = "Pi camera (picamera2)"
+
+    def __init__(self):
+        try:
+            from picamera2 import Picamera2
+        except ImportError:
+            raise CameraError("--camera picam needs picamera2 (sudo apt install "
+                              "python3-picamera2)") from None
+        try:
+            self.cam = Picamera2()
+            self.cam.configure(self.cam.create_still_configuration(main={"format": "RGB888"}))
+            self.cam.start()
+        except Exception as e:  # the library raises many kinds; all mean "no camera"
+            raise CameraError(f"cannot open the Pi camera: {e}") from None
+
+    def read(self):
+        try:
+            # picamera2's "RGB888" is BGR in memory order, like OpenCV
+            return to_rgb8(self.cam.capture_array(), bgr=True)
+        except Exception:
+            return None
+
+    def close(self):
+        self.cam.close()
+
+
+@contextmanager
+def _quiet_opencv():
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    if log is None:
+        yield
+        return
+    level = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        log.setLogLevel(level)
+
+
+def open_source(camera=None, source=None):
+    """--camera N|picam or --source PATH_OR_URL -> a frame source, or CameraError."""
+    if source is not None:
+        if "://" in source:
+            return OpenCvSource(source, live=True, name=f"stream {source}")
+        if os.path.isdir(source):
+            return FolderSource(source)
+        if not os.path.exists(source) and "%" not in source:  # %03d: an image sequence
+            raise CameraError(f"{source}: no such file")
+        return OpenCvSource(source, live=False, name=source)
+    camera = "0" if camera is None else str(camera)
+    if camera == "picam":
+        return PicameraSource()
+    if not camera.isdigit():
+        raise CameraError(f"--camera takes a camera index or 'picam', got {camera!r}")
+    return OpenCvSource(int(camera), live=True, name=f"camera {camera}")
+
+
+def read_frame(src):
+    """Next RGB frame, or None once the source has stopped delivering."""
+    tries = LIVE_RETRIES if src.live else 1
+    for attempt in range(tries):
+        frame = src.read()
+        if frame is not None:
+            return frame
+        if attempt + 1 < tries:
+            time.sleep(LIVE_RETRY_WAIT_S)
+    return None
+
+
+def run(src, classifier, thresholds, emit, log=None, count=None, interval=0.0,
+        save_dir=None):
+    """Capture up to `count` frames (all, if None). Returns (frames read, results, stopped).
+
+    `stopped` is True when the source ended before `count` frames, or a live source ended.
+    Every accepted frame is classified, saved (if save_dir) and logged before it is emitted.
+    """
+    frames = results = 0
+    while count is None or frames < count:
+        rgb = read_frame(src)
+        if rgb is None:
+            return frames, results, (count is not None or src.live)
+        frames += 1
+        quality = measure(rgb)
+        verdict = judge(quality, thresholds)
+        if verdict is not None:
+            emit({"frame": frames, "rejected": verdict[0], "detail": verdict[1],
+                  "quality": quality})
+        else:
+            result = classifier.classify_rgb(rgb)
+            record = {"frame": frames, "source": src.name, **result,
+                      "bundle": classifier.bundle.id, "quality": quality,
+                      "input_sha256": hashlib.sha256(rgb.tobytes()).hexdigest()}
+            if save_dir is not None:
+                save_frame(save_dir, frames, rgb, record)
+            if log is not None:
+                log.record(result, source=src.name, frame=frames,
+                           input_sha256=record["input_sha256"],
+                           bundle=classifier.bundle.id, quality=quality)
+            results += 1
+            emit(record)
+        if interval and (count is None or frames < count):
+            time.sleep(interval)
+    return frames, results, False
+
+
+def save_frame(save_dir, number, rgb, record):
+    """frame_000001.png (lossless, what was classified) and frame_000001.json beside it."""
+    save_dir = Path(save_dir)
+    stem = save_dir / f"frame_{number:06d}"
+    png = stem.with_suffix(".png")
+    if not cv2.imwrite(str(png), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"cannot write {png}")
+    tmp = stem.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({**record, "image": png.name}, indent=1) + "\n")
+    tmp.replace(stem.with_suffix(".json"))

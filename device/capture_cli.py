@@ -1,0 +1,95 @@
+"""`alledge capture [--camera N | --source PATH_OR_URL] [--count N] [--interval S] [--save-dir DIR]`."""
+import json
+import sys
+
+import click
+import cv2
+
+from . import exitcodes
+from .capture import CameraError, open_source, run
+from .classify_cli import format_result
+from .cli import fail
+from .options import (bundle_option, db_option, delegate_option, no_log_option,
+                      open_classifier, open_log, threads_option)
+from .quality import Thresholds
+from .results_log import LogError
+
+_T = Thresholds()
+
+
+@click.command("capture")
+@click.option("--camera", default=None,
+              help="Camera index (OpenCV/V4L2, default 0) or 'picam' for the Pi camera module.")
+@click.option("--source", default=None,
+              help="Video file, stream URL, image-sequence pattern (img_%03d.png) or folder "
+                   "of images, instead of a camera.")
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help="Stop after N frames (accepted or rejected). Default: until the source ends.")
+@click.option("--interval", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds to wait between frames.")
+@click.option("--save-dir", type=click.Path(file_okay=False), default=None,
+              help="Save each accepted frame (PNG) with its result (JSON) here.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per frame.")
+@click.option("--min-brightness", type=float, default=_T.min_brightness, show_default=True,
+              help="Reject frames darker than this mean grey level (0-255).")
+@click.option("--max-clipped", type=float, default=_T.max_clipped, show_default=True,
+              help="Reject frames with more than this fraction of pixels at 250 or above.")
+@click.option("--min-contrast", type=float, default=_T.min_contrast, show_default=True,
+              help="Reject frames whose grey-level standard deviation is lower (blank).")
+@click.option("--min-sharpness", type=float, default=_T.min_sharpness, show_default=True,
+              help="Reject frames whose variance of the Laplacian is lower (out of focus).")
+@bundle_option
+@threads_option
+@delegate_option
+@db_option
+@no_log_option
+def capture(camera, source, count, interval, save_dir, as_json, min_brightness, max_clipped,
+            min_contrast, min_sharpness, bundle_dir, threads, delegate, db, no_log):
+    """Capture frames, reject poor ones (dark, overexposed, blank, out of focus), classify
+    the rest. Each result is logged (and saved with --save-dir) before it is printed."""
+    if camera is not None and source is not None:
+        fail("give --camera or --source, not both", exitcodes.USAGE)
+    thresholds = Thresholds(min_brightness, max_clipped, min_contrast, min_sharpness)
+    classifier = open_classifier(bundle_dir, threads, delegate)
+    log = open_log(db, enabled=not no_log)
+    if save_dir is not None:
+        _make_dir(save_dir)
+    try:
+        src = open_source(camera, source)
+    except CameraError as e:
+        fail(str(e), exitcodes.NO_CAMERA)
+    try:
+        frames, results, stopped = run(src, classifier, thresholds,
+                                       emit=lambda r: _emit(r, as_json), log=log, count=count,
+                                       interval=interval, save_dir=save_dir)
+    except LogError as e:
+        fail(str(e), exitcodes.USAGE)
+    except (OSError, cv2.error) as e:
+        fail(f"cannot save frame: {e}", exitcodes.USAGE)
+    except KeyboardInterrupt:
+        sys.exit(130)  # everything emitted so far is already logged and saved
+    finally:
+        src.close()
+    if stopped:
+        wanted = f" of {count}" if count else ""
+        fail(f"{src.name} stopped delivering frames after {frames}{wanted}; "
+             f"{results} results saved", exitcodes.NO_CAMERA)
+
+
+def _emit(record, as_json):
+    if as_json:
+        click.echo(json.dumps(record))
+    elif "rejected" in record:
+        click.echo(f"frame {record['frame']}: rejected, {record['rejected']} "
+                   f"({record['detail']})")
+    else:
+        click.echo(f"frame {record['frame']}: {format_result(record)}")
+    sys.stdout.flush()
+
+
+def _make_dir(path):
+    from pathlib import Path
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(f"{path}: cannot create the save folder ({e.strerror})", exitcodes.USAGE)

@@ -1,0 +1,133 @@
+"""Image -> class and probabilities, with a verified bundle. The same for files and frames.
+
+For a 'cnn' bundle the model outputs the probabilities; for an 'svm' bundle the model is a
+feature extractor and the plain-weights SVM (alledge.device.svm) turns its features into
+calibrated probabilities. Each stage is its own method so `alledge bench` can time them.
+"""
+import glob
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import runtime
+from .bundle import BundleError
+from .images import ImageError, decode_rgb
+from .preprocess import preprocess
+from .svm import SvmError, load_svm
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+class Classifier:
+    def __init__(self, bundle, threads=None, delegate=None):
+        self.bundle = bundle
+        model = bundle.model_path
+        if delegate == "edgetpu":
+            model = bundle.edgetpu_model_path
+            if model is None:
+                raise runtime.DelegateError(f"{bundle.path}: this bundle has no Edge TPU model "
+                                            "(convert it with --edgetpu)")
+        self.interpreter = runtime.make_interpreter(model, threads=threads, delegate=delegate)
+        self.size = bundle.input_size
+        self.dtype = np.dtype(bundle.input_dtype)
+        if runtime.input_size(self.interpreter) != self.size:
+            raise BundleError(f"{model}: input size {runtime.input_size(self.interpreter)} "
+                              f"does not match the manifest's {self.size}")
+        self.svm = self._load_svm() if bundle.kind == "svm" else None
+
+    def _load_svm(self):
+        try:
+            svm = load_svm(self.bundle.svm_path)
+        except SvmError as e:
+            raise BundleError(str(e)) from None
+        if svm.classes != self.bundle.classes:
+            raise BundleError(f"{self.bundle.svm_path}: classes {list(svm.classes)} differ "
+                              f"from the manifest's {list(self.bundle.classes)}")
+        n_features = int(np.prod(runtime.output_details(self.interpreter)["shape"][1:]))
+        if svm.n_features != n_features:
+            raise BundleError(f"{self.bundle.svm_path}: SVM takes {svm.n_features} features, "
+                              f"the extractor gives {n_features}")
+        return svm
+
+    # stages
+    def prepare(self, rgb):
+        return preprocess(rgb, self.size, self.dtype)
+
+    def infer(self, x):
+        runtime.set_input(self.interpreter, x)
+        runtime.invoke(self.interpreter)
+        return runtime.get_output(self.interpreter)
+
+    def to_probabilities(self, output):
+        if self.svm is None:
+            return np.asarray(output, dtype=np.float64)
+        return self.svm.predict_proba(output[None, :])[0]
+
+    # whole
+    def classify_rgb(self, rgb):
+        """HxWx3 uint8 RGB -> result dict {label, probabilities, latency_ms}."""
+        start = time.perf_counter()
+        probs = self.to_probabilities(self.infer(self.prepare(rgb)))
+        return self.result(probs, time.perf_counter() - start)
+
+    def classify_bytes(self, data):
+        """Encoded JPEG/PNG -> result dict; latency includes decoding. Raises ImageError."""
+        start = time.perf_counter()
+        rgb = decode_rgb(data)
+        probs = self.to_probabilities(self.infer(self.prepare(rgb)))
+        return self.result(probs, time.perf_counter() - start)
+
+    def result(self, probs, seconds):
+        if len(probs) != len(self.bundle.classes):
+            raise BundleError(f"{self.bundle.model_path}: model gives {len(probs)} outputs for "
+                              f"{len(self.bundle.classes)} classes")
+        classes = self.bundle.classes
+        return {
+            "label": classes[int(np.argmax(probs))],
+            "probabilities": {c: float(p) for c, p in zip(classes, probs)},
+            "latency_ms": round(seconds * 1000.0, 3),
+        }
+
+
+def read_bytes(path):
+    """File contents, or ImageError naming why they cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except IsADirectoryError:
+        raise ImageError("not-file", "is a directory") from None
+    except FileNotFoundError:
+        raise ImageError("missing", "no such file") from None
+    except OSError as e:
+        raise ImageError("unreadable", f"cannot read file: {e.strerror}") from None
+
+
+def sha256_bytes(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def expand_inputs(args):
+    """IMAGE arguments -> list of (path, error or None), in order.
+
+    A folder gives the JPEG/PNG files directly inside it, sorted; a pattern with * ? [ gives
+    its matches, sorted; anything else is taken as a file (a bad one is reported later).
+    """
+    out = []
+    for arg in args:
+        if os.path.isdir(arg):
+            files = sorted(p for p in Path(arg).iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                out.append((arg, "folder holds no .jpg/.jpeg/.png images"))
+            out.extend((str(p), None) for p in files)
+        elif not os.path.exists(arg) and glob.has_magic(arg):
+            matches = sorted(m for m in glob.glob(arg) if os.path.isfile(m))
+            if not matches:
+                out.append((arg, "pattern matches no files"))
+            out.extend((m, None) for m in matches)
+        else:
+            out.append((arg, None))
+    return out

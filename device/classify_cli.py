@@ -1,0 +1,75 @@
+"""`alledge classify IMAGE... [--bundle DIR] [--json] [--threads N] [--delegate edgetpu]`."""
+import json
+import sys
+
+import click
+
+from . import exitcodes
+from .classify import expand_inputs, read_bytes, sha256_bytes
+from .cli import fail
+from .images import ImageError
+from .options import (bundle_option, db_option, delegate_option, no_log_option,
+                      open_classifier, open_log, threads_option)
+from .results_log import LogError
+
+
+@click.command("classify")
+@click.argument("images", nargs=-1, required=True)
+@bundle_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@threads_option
+@delegate_option
+@db_option
+@no_log_option
+def classify(images, bundle_dir, as_json, threads, delegate, db, no_log):
+    """Classify blood smear images: files, folders (their JPEG/PNG files) and globs.
+
+    Each result is written to the results log before it is printed. A file that cannot be
+    classified is reported and the batch goes on; the exit code is then 1.
+    """
+    classifier = open_classifier(bundle_dir, threads, delegate)
+    log = open_log(db, enabled=not no_log)
+    failed = 0
+    for path, error in expand_inputs(images):
+        if error is None:
+            try:
+                data = read_bytes(path)
+                result = classifier.classify_bytes(data)
+            except ImageError as e:
+                error = str(e)
+        if error is not None:
+            failed += 1
+            emit_error(path, error, as_json)
+            continue
+        if log is not None:
+            try:
+                log.record(result, source=path, input_sha256=sha256_bytes(data),
+                           bundle=classifier.bundle.id)
+            except LogError as e:
+                fail(str(e), exitcodes.USAGE)
+        emit_result(path, result, classifier.bundle.id, as_json)
+    sys.exit(exitcodes.SOME_FAILED if failed else exitcodes.OK)
+
+
+def emit_result(path, result, bundle_id, as_json):
+    if as_json:
+        line = json.dumps({"path": path, "label": result["label"],
+                           "probabilities": result["probabilities"],
+                           "latency_ms": result["latency_ms"], "bundle": bundle_id})
+    else:
+        line = f"{path}: {format_result(result)}"
+    click.echo(line)
+    sys.stdout.flush()
+
+
+def format_result(result):
+    probs = "  ".join(f"{c} {p:.3f}" for c, p in result["probabilities"].items())
+    return f"{result['label']}  ({probs})  {result['latency_ms']:.1f} ms"
+
+
+def emit_error(path, error, as_json):
+    if as_json:
+        click.echo(json.dumps({"path": path, "error": error}))
+    else:
+        click.echo(f"{path}: error: {error}")
+    sys.stdout.flush()

@@ -1,0 +1,56 @@
+"""Options and set-up shared by the device commands; every failure is one line + exit code."""
+import click
+
+from . import exitcodes
+from .bundle import BundleError, load_selected_bundle
+from .cli import fail
+from .results_log import LogError, ResultsLog
+from .runtime import DelegateError, RuntimeUnavailable
+
+bundle_option = click.option(
+    "--bundle", "bundle_dir", type=click.Path(file_okay=False),
+    help="Bundle directory. Default: $ALLEDGE_BUNDLE, else the bundle shipped with alledge.")
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None,
+    help="Interpreter threads (default: the runtime's choice).")
+delegate_option = click.option(
+    "--delegate", type=click.Choice(["edgetpu"]), default=None,
+    help="Run the bundle's Edge TPU model on a Coral accelerator (needs libedgetpu.so.1).")
+db_option = click.option(
+    "--db", type=click.Path(dir_okay=False), default=None,
+    help="Results database. Default: $ALLEDGE_DB, else $ALLEDGE_HOME/results.db, "
+         "else ~/.local/share/alledge/results.db.")
+no_log_option = click.option("--no-log", is_flag=True, help="Do not write the results log.")
+
+
+def open_bundle(bundle_dir):
+    try:
+        return load_selected_bundle(bundle_dir)
+    except BundleError as e:
+        fail(str(e), exitcodes.BAD_BUNDLE)
+
+
+def open_classifier(bundle_dir, threads=None, delegate=None):
+    from .classify import Classifier
+    bundle = open_bundle(bundle_dir)
+    try:
+        return Classifier(bundle, threads=threads, delegate=delegate)
+    except DelegateError as e:
+        fail(str(e), exitcodes.NO_DELEGATE)
+    except BundleError as e:
+        fail(str(e), exitcodes.BAD_BUNDLE)
+    except RuntimeUnavailable as e:
+        fail(str(e), exitcodes.USAGE)
+    except (ValueError, RuntimeError) as e:  # the interpreter refused the model file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        fail(f"{bundle.model_path}: the interpreter cannot load it ({first})",
+             exitcodes.BAD_BUNDLE)
+
+
+def open_log(db, enabled=True):
+    if not enabled:
+        return None
+    try:
+        return ResultsLog(db)
+    except LogError as e:
+        fail(str(e), exitcodes.USAGE)

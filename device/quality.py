@@ -1,0 +1,72 @@
+"""The capture quality gate: is a camera frame worth classifying?
+
+Measures, on the frame's grey image (shrunk with INTER_AREA so its longer side is at most
+WORK_SIDE pixels, so that thresholds do not depend on the camera's resolution):
+
+    brightness  mean grey level, 0..255
+    clipped     fraction of pixels at 250 or above (blown-out highlights)
+    contrast    standard deviation of the grey levels
+    sharpness   variance of the Laplacian (low = out of focus)
+
+A frame is rejected, in this order, as
+    too dark       brightness < min_brightness      (default 40)
+    overexposed    clipped > max_clipped             (default 0.30)
+    blank          contrast < min_contrast           (default 8)
+    out of focus   sharpness < min_sharpness         (default 30)
+
+A stained smear has a bright but not blown-out background, so overexposure is judged by
+the clipped fraction, not the mean. The defaults pass in-focus synthetic smear images
+(`alledge data synth`: sharpness about 230, contrast 15-35) and reject the same images
+blurred with a 9x9 Gaussian (sharpness 3-6); they are not yet measured on a real microscope
+camera, so tune them per microscope with the capture command's --min-brightness, --max-clipped, --min-contrast and
+--min-sharpness options.
+"""
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+WORK_SIDE = 640
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_brightness: float = 40.0
+    max_clipped: float = 0.30
+    min_contrast: float = 8.0
+    min_sharpness: float = 30.0
+
+
+def measure(rgb):
+    """HxWx3 uint8 RGB -> dict of the four measures (plain floats)."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    h, w = grey.shape
+    if max(h, w) > WORK_SIDE:
+        f = WORK_SIDE / max(h, w)
+        grey = cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))),
+                          interpolation=cv2.INTER_AREA)
+    lap = cv2.Laplacian(grey, cv2.CV_64F)
+    return {
+        "brightness": round(float(grey.mean()), 3),
+        "clipped": round(float(np.mean(grey >= 250)), 4),
+        "contrast": round(float(grey.std()), 3),
+        "sharpness": round(float(lap.var()), 3),
+    }
+
+
+def judge(measures, t=Thresholds()):
+    """None if the frame passes, else (reason, message with the measured value)."""
+    m = measures
+    if m["brightness"] < t.min_brightness:
+        return "too dark", f"brightness {m['brightness']:.1f} < {t.min_brightness:g}"
+    if m["clipped"] > t.max_clipped:
+        return "overexposed", f"clipped fraction {m['clipped']:.3f} > {t.max_clipped:g}"
+    if m["contrast"] < t.min_contrast:
+        return "blank", f"contrast {m['contrast']:.2f} < {t.min_contrast:g}"
+    if m["sharpness"] < t.min_sharpness:
+        return "out of focus", f"sharpness {m['sharpness']:.1f} < {t.min_sharpness:g}"
+    return None
+
+
+def thresholds_dict(t):
+    return asdict(t)

@@ -1,0 +1,55 @@
+"""Shared fixtures. `real_data` is the Kaggle set (ALLEDGE_DATA), `synth_data` a drawn one.
+
+Tests that use `real_data` are marked `realdata` automatically (`pytest -m "not realdata"`
+leaves them out). Without ALLEDGE_DATA they skip, except under CI=true, where they fail.
+"""
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from alledge.device.cli import main
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "real_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)
+
+
+@pytest.fixture(scope="session")
+def real_data():
+    """The folder holding Benign/ Early/ Pre/ Pro/ of the real dataset (Path)."""
+    value = os.environ.get("ALLEDGE_DATA", "")
+    path = Path(value) if value else None
+    if path is None or not path.is_dir():
+        why = (f"ALLEDGE_DATA={value!r} is not a folder" if value
+               else "ALLEDGE_DATA is not set")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{why}: the real dataset is required under CI=true")
+        pytest.skip(f"{why}: real-data test skipped")
+    from alledge.train.dataset import resolve_root
+    return resolve_root(path)  # ALLEDGE_DATA may also name the parent holding Original/
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory):
+    """A synthetic smear set, 30 images per class, seed 0 (read-only: copy before changing)."""
+    from alledge.train.synth import write_synth
+    out = tmp_path_factory.mktemp("synth")
+    write_synth(out, per_class=30, seed=0)
+    return out
+
+
+@pytest.fixture
+def run_cli():
+    """run_cli(*args) -> click Result of `alledge ARGS` (stdout and stderr kept apart)."""
+    try:
+        runner = CliRunner(mix_stderr=False)  # click 8.1
+    except TypeError:
+        runner = CliRunner()                  # click >= 8.2 keeps them apart anyway
+
+    def run(*args):
+        return runner.invoke(main, [str(a) for a in args])
+    return run

@@ -1,0 +1,120 @@
+"""Training: the paper's models on the synthetic set, written as model directories."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alledge.device import exitcodes
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, synth_data):
+    """A split of the synthetic set and three small trained model directories."""
+    from alledge.train.fit import fit_baseline_model, fit_cnn_model, fit_svm_model
+    from alledge.train.split import make_split, read_split, to_csv
+    root = tmp_path_factory.mktemp("trained")
+    os.environ["ALLEDGE_CACHE"] = str(root / "cache")
+    rows, _ = make_split(synth_data)
+    split = root / "split.csv"
+    split.write_text(to_csv(rows))
+    rows, split_id = read_split(split)
+    models = root / "models"
+    fit_cnn_model(synth_data, rows, split_id, models / "improved-cnn", epochs=4, patience=4,
+                  split_file=str(split))
+    fit_svm_model(synth_data, rows, split_id, models / "efficientnet-b0-svm", "efficientnet-b0",
+                  weights="none", input_size=64, cv=3, split_file=str(split))
+    fit_baseline_model(synth_data, rows, split_id, models / "colour-baseline", cv=3,
+                       split_file=str(split))
+    return {"data": synth_data, "split": split, "split_id": split_id, "models": models,
+            "rows": rows}
+
+
+def test_improved_cnn_is_the_papers_architecture_with_564642_parameters():
+    from alledge.train.cnn import build_improved_cnn
+    model = build_improved_cnn(224)
+    convs = [l for l in model.layers if l.__class__.__name__ == "Conv2D"]
+    assert [c.filters for c in convs] == [32] * 5
+    assert [l.units for l in model.layers if l.__class__.__name__ == "Dense"] == [500, 250, 4]
+    assert model.count_params() == 564_642  # not the paper's "8.1M"
+
+
+def test_a_model_directory_says_what_it_is_and_which_split_trained_it(trained):
+    d = trained["models"] / "improved-cnn"
+    info = json.loads((d / "model.json").read_text())
+    assert info["kind"] == "cnn" and info["params"] == 564_642
+    assert info["split_id"] == trained["split_id"]
+    assert (d / "model.keras").is_file() and (d / "history.csv").is_file()
+    m = json.loads((d / "metrics.json").read_text())
+    assert m["n"] == sum(r["subset"] == "test" for r in trained["rows"])
+    assert set(m) >= {"accuracy", "accuracy_ci95", "macro_f1", "macro_f1_ci95", "per_class",
+                      "confusion"}
+    assert np.array(m["confusion"]).sum() == m["n"]
+    lo, hi = m["accuracy_ci95"]
+    assert lo <= m["accuracy"] <= hi
+
+
+def test_svm_model_keeps_its_svm_as_plain_arrays_and_labels_random_weights(trained):
+    d = trained["models"] / "efficientnet-b0-svm"
+    info = json.loads((d / "model.json").read_text())
+    assert info["kind"] == "svm" and info["random_weights"] is True
+    assert info["weights_id"] == "random" and info["input_size"] == 64
+    with np.load(d / "svm.npz", allow_pickle=False) as z:  # no pickle anywhere
+        assert list(z["classes"]) == ["Benign", "Early", "Pre", "Pro"]
+    assert info["svm"]["best_params"]["kernel"] in ("linear", "rbf")
+
+
+def test_colour_baseline_reaches_well_above_chance_on_the_synthetic_set(trained):
+    m = json.loads((trained["models"] / "colour-baseline" / "metrics.json").read_text())
+    assert m["accuracy"] > 0.4
+
+
+def test_feature_cache_means_a_second_extraction_never_builds_the_network(trained):
+    from alledge.train.dataset import resolve_root
+    from alledge.train.features import cached_features
+    from alledge.train.split import subset
+
+    def must_not_build():
+        raise AssertionError("the cache should have every image")
+
+    test_rows = subset(trained["rows"], "test")
+    x = cached_features(must_not_build, resolve_root(trained["data"]), test_rows,
+                        "efficientnet-b0", "random", 64)
+    assert x.shape == (len(test_rows), 1280)
+
+
+def test_imagenet_weights_never_fall_back_to_random(trained, run_cli, monkeypatch):
+    """Offline, keras' download fails: stop and name --weights PATH (exit 6)."""
+    monkeypatch.setenv("KERAS_HOME", str(trained["models"] / "no-keras-cache"))
+    r = run_cli("train", "svm", "--data", trained["data"], "--split", trained["split"],
+                "--out", trained["models"] / "never", "--backbone", "efficientnet-b0",
+                "--weights", "/nonexistent/weights.h5")
+    assert r.exit_code == exitcodes.NO_WEIGHTS
+    assert "weights file not found" in r.stderr
+    assert not (trained["models"] / "never" / "svm.npz").exists()
+
+
+def test_table3_reuses_finished_models_and_lists_b0_to_b7_without_weights_as_not_run(
+        trained, run_cli):
+    r = run_cli("train", "table3", "--data", trained["data"], "--split", trained["split"],
+                "--out", trained["models"], "--models",
+                "efficientnet-b3,improved-cnn,colour-baseline")
+    assert r.exit_code == 0, r.stderr
+    assert "improved-cnn: reusing" in r.stdout
+    table = json.loads((trained["models"] / "table3.json").read_text())
+    rows = {row["model"]: row for row in table["rows"]}
+    assert rows["efficientnet-b3"]["status"].startswith("not run")
+    assert rows["efficientnet-b3"]["paper_accuracy"] == 97.35
+    assert rows["improved-cnn"]["paper_accuracy"] == 99.18
+    assert rows["improved-cnn"]["params"] == 564_642
+    assert (trained["models"] / "table3.md").read_text().count("\n| ") == 3
+
+
+def test_training_on_a_missing_split_is_one_line_and_exit_2(tmp_path, synth_data, run_cli):
+    r = run_cli("train", "cnn", "--data", synth_data, "--split", tmp_path / "none.csv",
+                "--out", tmp_path / "m")
+    assert r.exit_code == exitcodes.USAGE
+    assert r.stderr.startswith("error:") and "Traceback" not in r.stderr
