@@ -227,5 +227,8 @@ def write_outputs(table, out, split_csv, split_id, n_test, n_views):
               f"Every figure is from the device code path (LiteRT + plain-weights SVM).\n\n")
     (out / "report.md").write_text(header + to_markdown(table, n_test, n_views))
     slim = [{k: v for k, v in r.items() if k != "pred"} for r in table]
-    (out / "report.json").write_text(json.dumps({"split_id": split_id, "rows": slim}, indent=1))
+    from alledge.train.modeldir import provenance
+    (out / "report.json").write_text(json.dumps({"split_id": split_id, "split_file": str(split_csv),
+                                                 "provenance": provenance(), "rows": slim},
+                                                indent=1))
     plot(table, out)

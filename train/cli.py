@@ -126,7 +126,7 @@ def table3(data_dir, split_csv, out, models, weights_dir, random_weights, cnn_ep
     from pathlib import Path
     from .backbones import KERAS_EFFICIENTNETS
     from .fit import fit_baseline_model, fit_cnn_model, fit_svm_model
-    from .modeldir import write_json
+    from .modeldir import provenance, write_json
     from .table3 import (b_weights, existing_result, model_dir_name, row, to_csv,
                          to_markdown)
     rows, split_id = _load_split(data_dir, split_csv)
@@ -165,7 +165,7 @@ def table3(data_dir, split_csv, out, models, weights_dir, random_weights, cnn_ep
     Path(out, "table3.csv").write_text(to_csv(table))
     Path(out, "table3.md").write_text(to_markdown(table))
     write_json(Path(out) / "table3.json", {"split_id": split_id, "split_file": str(split_csv),
-                                          "rows": table})
+                                          "provenance": provenance(), "rows": table})
     click.echo(to_markdown(table))
 
 
