@@ -24,18 +24,28 @@ def feature_dir(backbone, weights_id, size):
     return cache_root() / "features" / f"{backbone}-{weights_id.replace(':', '_')}-{size}"
 
 
-def extract(model, images, batch_size=32, label="", stream=sys.stderr):
-    """model(images) in batches with a one-line progress display; images uint8 [n,s,s,3]."""
-    out, t0, n = [], time.time(), len(images)
-    for i in range(0, n, batch_size):
+def extract(model, images, batch_size=32, progress=None):
+    """model(images) in batches; images uint8 [n,s,s,3]. progress(done) after each batch."""
+    out = []
+    for i in range(0, len(images), batch_size):
         out.append(np.asarray(model(images[i:i + batch_size].astype("float32"), training=False)))
-        done = min(i + batch_size, n)
-        rate = done / max(time.time() - t0, 1e-9)
-        print(f"\r  {label} features {done}/{n} ({rate:.1f} img/s)", end="", file=stream,
-              flush=True)
-    if n:
-        print(file=stream)
+        if progress:
+            progress(min(i + batch_size, len(images)))
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+def _progress_line(label, total, start, stream=sys.stderr):
+    """A one-line progress bar with images per second, redrawn in place."""
+    t0 = time.time()
+
+    def show(done_in_chunk):
+        done = start + done_in_chunk
+        rate = (done - start) / max(time.time() - t0, 1e-9)
+        bar = "#" * int(30 * done / total)
+        end = "\n" if done == total else ""
+        print(f"\r  {label} [{bar:<30}] {done}/{total} ({rate:.1f} img/s)", end=end,
+              file=stream, flush=True)
+    return show
 
 
 def cached_features(model_fn, root, rows, backbone, weights_id, size, batch_size=32):
@@ -54,7 +64,8 @@ def cached_features(model_fn, root, rows, backbone, weights_id, size, batch_size
         for start in range(0, len(todo), 256):  # bounded memory for big sets
             chunk = todo[start:start + 256]
             images = np.stack([load_input(Path(root) / rows[i]["path"], size) for i in chunk])
-            feats = extract(model, images, batch_size, f"{backbone} {start + len(chunk)}/{len(todo)}")
+            show = _progress_line(f"{backbone} features", len(todo), start)
+            feats = extract(model, images, batch_size, show)
             for i, f in zip(chunk, feats):
                 tmp = paths[i].with_suffix(".tmp.npy")
                 np.save(tmp, f)

@@ -29,6 +29,7 @@ def write_json(path, obj):
 
 def write_model_info(out, **info):
     info.setdefault("classes", list(device.CLASSES))
+    info.setdefault("provenance", provenance())
     write_json(Path(out) / "model.json", info)
 
 
