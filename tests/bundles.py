@@ -3,7 +3,17 @@
 The bundles are made the way the project makes them — a Keras model, tf.lite.TFLiteConverter,
 convert.bundle.write_bundle — only tiny (32x32 input, a few hundred weights), so they build
 in seconds. Each is built once per test session (cached here, shared by all test modules).
+
+Run as a script, it writes the same bundles and images into a folder, with the main
+environment's classify outputs beside them, for a second environment that has no TensorFlow
+(tflite-runtime, numpy<2; `make test-tflite`, tests/test_device_tflite_runtime.py):
+
+    .venv/bin/python tests/bundles.py OUT_DIR
 """
+import json
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -40,13 +50,17 @@ def write_image(path, rgb):
 def image_dir(tmp_path_factory, n=12):
     """A folder of n JPEG/PNG smear images, three classes' worth each, cached."""
     if "images" not in _cache:
-        d = tmp_path_factory.mktemp("images")
-        rng = np.random.default_rng(1)
-        for i in range(n):
-            suffix = ".png" if i % 3 == 0 else ".jpg"
-            write_image(d / f"img_{i:03d}{suffix}", smear(i % 4, rng))
-        _cache["images"] = d
+        _cache["images"] = write_images(tmp_path_factory.mktemp("images"), n)
     return _cache["images"]
+
+
+def write_images(d, n=12):
+    """n smear images (every third a PNG, the rest JPEG) into folder d, the same each time."""
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        suffix = ".png" if i % 3 == 0 else ".jpg"
+        write_image(Path(d) / f"img_{i:03d}{suffix}", smear(i % 4, rng))
+    return Path(d)
 
 
 def _keras_model(features_only, seed):
@@ -139,3 +153,70 @@ def tflite_features(tflite, rgb):
     runtime.set_input(interp, preprocess(rgb, SIZE, np.float32))
     interp.invoke()
     return runtime.get_output(interp).astype(np.float64)
+
+
+# --- the test set for a second environment ------------------------------------------------
+
+TEST_SET = {"cnn-float32": lambda f: cnn_bundle(f),
+            "cnn-int8": lambda f: cnn_bundle(f, int8=True),
+            "svm-float32": lambda f: svm_bundle(f)[0]}
+REFERENCE = "reference.json"
+
+
+class _Folders:
+    """The one method of pytest's tmp_path_factory the builders use, on a plain folder."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def mktemp(self, name):
+        for i in range(1000):
+            d = self.root / f"{name}{i}"
+            if not d.exists():
+                d.mkdir(parents=True)
+                return d
+        raise OSError(f"too many folders named {name} in {self.root}")
+
+
+def write_test_set(out, tmp_path_factory=None):
+    """Bundles (TEST_SET), images/ and reference.json in `out`; needs TensorFlow.
+
+    reference.json holds what `alledge classify --json` gave for every bundle and image in
+    this environment, and the runtime that gave it, for another environment to compare with.
+    """
+    from click.testing import CliRunner
+
+    from alledge.device.cli import main
+    from alledge.device.runtime import runtime
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        factory = tmp_path_factory or _Folders(tmp)
+        for name, build in TEST_SET.items():
+            shutil.copytree(build(factory), out / name)
+        shutil.copytree(image_dir(factory), out / "images")
+        if tmp_path_factory is None:  # the cache points into tmp, about to go
+            _cache.clear()
+    module, version, _, _ = runtime()
+    results = {}
+    for name in TEST_SET:
+        r = CliRunner().invoke(main, ["classify", str(out / "images"), "--bundle",
+                                      str(out / name), "--json", "--no-log"])
+        if r.exit_code != 0:
+            raise RuntimeError(f"classify with {name} exited {r.exit_code}: {r.output}")
+        rows = [json.loads(line) for line in r.output.splitlines()]
+        results[name] = {Path(row["path"]).name: {"label": row["label"],
+                                                 "probabilities": row["probabilities"]}
+                         for row in rows}
+    reference = {"runtime": {"module": module, "version": version},
+                 "numpy": np.__version__, "results": results}
+    (out / REFERENCE).write_text(json.dumps(reference, indent=1) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python tests/bundles.py OUT_DIR")
+    print(f"test set written to {write_test_set(sys.argv[1])}")

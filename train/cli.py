@@ -143,8 +143,13 @@ def table3(data_dir, split_csv, out, models, weights_dir, random_weights, cnn_ep
             click.echo(f"{model}: reusing {mdir}")
             table.append(row(model, *done))
             continue
-        click.echo(f"{model}: training into {mdir}")
         common = dict(split_file=str(split_csv))
+        if model in KERAS_EFFICIENTNETS and b_weights(model, weights_dir, random_weights) is None:
+            click.echo(f"{model}: not run, no ImageNet weights here")
+            table.append(row(model, status="not run: needs ImageNet weights (--weights-dir), "
+                                           "not downloadable here"))
+            continue
+        click.echo(f"{model}: training into {mdir}")
         if model == "improved-cnn":
             _guard(fit_cnn_model, data_dir, rows, split_id, mdir, cnn_epochs, cnn_patience,
                    seed=seed, **common)
@@ -154,11 +159,6 @@ def table3(data_dir, split_csv, out, models, weights_dir, random_weights, cnn_ep
             weights = "imagenet"
             if model in KERAS_EFFICIENTNETS:
                 weights = b_weights(model, weights_dir, random_weights)
-                if weights is None:
-                    click.echo(f"{model}: not run, no ImageNet weights here")
-                    table.append(row(model, status="not run: needs ImageNet weights "
-                                                   "(--weights-dir), not downloadable here"))
-                    continue
             _guard(fit_svm_model, data_dir, rows, split_id, mdir, model, weights, seed=seed,
                    **common)
         table.append(row(model, *existing_result(mdir, split_id)))
