@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from . import exitcodes
-from .classify import read_bytes
+from .images import read_file
 from .cli import fail
 from .images import ImageError, decode_rgb
 from .options import bundle_option, delegate_option, open_classifier, threads_option
@@ -32,7 +32,7 @@ def bench(bundle_dir, threads, delegate, runs, image, as_json):
     """Time each stage of classification on this machine."""
     classifier = open_classifier(bundle_dir, threads, delegate)
     try:
-        data = read_bytes(image) if image else synthetic_jpeg()
+        data = read_file(image) if image else synthetic_jpeg()
         decode_rgb(data)
     except ImageError as e:
         fail(f"{image}: {e}", exitcodes.USAGE)

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import runtime
 from .bundle import BundleError
-from .images import ImageError, decode_rgb
+from .images import decode_rgb
 from .preprocess import preprocess
 from .svm import SvmError, load_svm
 
@@ -90,19 +90,6 @@ class Classifier:
             "probabilities": {c: float(p) for c, p in zip(classes, probs)},
             "latency_ms": round(seconds * 1000.0, 3),
         }
-
-
-def read_bytes(path):
-    """File contents, or ImageError naming why they cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except IsADirectoryError:
-        raise ImageError("not-file", "is a directory") from None
-    except FileNotFoundError:
-        raise ImageError("missing", "no such file") from None
-    except OSError as e:
-        raise ImageError("unreadable", f"cannot read file: {e.strerror}") from None
 
 
 def sha256_bytes(data):

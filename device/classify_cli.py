@@ -5,7 +5,8 @@ import sys
 import click
 
 from . import exitcodes
-from .classify import expand_inputs, read_bytes, sha256_bytes
+from .classify import expand_inputs, sha256_bytes
+from .images import read_file
 from .cli import fail
 from .images import ImageError
 from .options import (bundle_option, db_option, delegate_option, no_log_option,
@@ -33,7 +34,7 @@ def classify(images, bundle_dir, as_json, threads, delegate, db, no_log):
     for path, error in expand_inputs(images):
         if error is None:
             try:
-                data = read_bytes(path)
+                data = read_file(path)
                 result = classifier.classify_bytes(data)
             except ImageError as e:
                 error = str(e)

@@ -126,15 +126,19 @@ def to_rgb8(img, bgr=True):
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if bgr else img.copy()
 
 
-def read_rgb(path):
-    """Read an image file to HxWx3 uint8 RGB, or raise ImageError (also for I/O errors)."""
+def read_file(path):
+    """File contents, or ImageError naming why they cannot be read."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read()
     except IsADirectoryError:
         raise ImageError("not-file", "is a directory") from None
     except FileNotFoundError:
         raise ImageError("missing", "no such file") from None
     except OSError as e:
         raise ImageError("unreadable", f"cannot read file: {e.strerror}") from None
-    return decode_rgb(data)
+
+
+def read_rgb(path):
+    """Read an image file to HxWx3 uint8 RGB, or raise ImageError (also for I/O errors)."""
+    return decode_rgb(read_file(path))

@@ -3,22 +3,14 @@
 model.json says what it is and what it was trained on (the split id is the sha256 of the
 split CSV), so every figure can be traced back to its split.
 """
-import hashlib
 import json
 from pathlib import Path
 
 import alledge.device as device
+from alledge.device.bundle import sha256_file as file_sha256  # noqa: F401 (one hash helper)
 
 KERAS_FILE = "model.keras"
 SVM_FILE = "svm.npz"
-
-
-def file_sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_json(path, obj):
