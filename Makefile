@@ -16,11 +16,12 @@ DEMO   := work/demo
 DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
-.PHONY: help venv test demo demo-data demo-check demo-split demo-train demo-report demo-classify \
+.PHONY: help venv venv-tflite test test-tflite demo demo-data demo-check demo-split demo-train demo-report demo-classify \
         reproduce reproduce-paper reproduce-grouped clean-demo
 
 help:
 	@echo "make test                 run the tests (creates .venv when missing)"
+	@echo "make test-tflite          the device tests again on tflite-runtime + numpy<2 (.venv-tflite)"
 	@echo "make demo                 synthetic set -> check -> split -> train -> convert -> report -> classify, in $(DEMO)/"
 	@echo "make reproduce DATA=DIR   the whole study on the real dataset, results into results/"
 
@@ -36,11 +37,47 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 venv: $(STAMP)
 
+# The second environment, where the device runs on the interpreter fallback: tflite-runtime
+# (the older Pi package; wheels for Python <= 3.11, needs numpy<2) with the core packages and
+# pytest, and alledge without its dependencies: no TensorFlow, no ai-edge-litert.
+TFLITE_PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+TFLITE_VENV   := .venv-tflite
+TFLITE_STAMP  := $(TFLITE_VENV)/.installed
+TFLITE_REQS   := 'tflite-runtime==2.14.0' 'numpy>=1.23,<2' 'opencv-python-headless>=4.8,<4.11' \
+                 'click>=8.1' 'pytest>=8'
+TEST_SET      := work/test-set
+
+$(TFLITE_VENV)/bin/python:
+	@test -n "$(TFLITE_PYTHON)" || { echo "error: no python3.11 or python3 on PATH"; exit 2; }
+	$(TFLITE_PYTHON) -m venv $(TFLITE_VENV)
+
+$(TFLITE_STAMP): pyproject.toml Makefile | $(TFLITE_VENV)/bin/python
+	$(TFLITE_VENV)/bin/python -m pip install $(TFLITE_REQS) || { \
+	    echo "error: cannot install tflite-runtime into $(TFLITE_VENV) ($$($(TFLITE_VENV)/bin/python -V), $$(uname -m)): the interpreter fallback cannot be tested"; exit 1; }
+	$(TFLITE_VENV)/bin/python -m pip install --no-deps -e .
+	touch $@
+
+venv-tflite: $(TFLITE_STAMP)
+
 # --- tests -------------------------------------------------------------------------------
 
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 test: $(STAMP)
 	@rc=0; $(BIN)/pytest -q $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; \
+	exit $$rc
+
+# The device tests on tflite-runtime: the main environment (TensorFlow) writes the test
+# bundles, images and its own classify outputs into $(TEST_SET); .venv-tflite runs the real
+# CLI on them and must agree (tests/test_device_tflite_runtime.py).
+test-tflite: $(STAMP) $(TFLITE_STAMP)
+	@echo "writing the test set into $(TEST_SET) (log: $(TEST_SET).log)"
+	@mkdir -p $(dir $(TEST_SET))
+	@$(BIN)/python tests/bundles.py $(TEST_SET) > $(TEST_SET).log 2>&1 || { \
+	    tail -n 30 $(TEST_SET).log; echo "error: cannot write the test set"; exit 1; }
+	@rc=0; ALLEDGE_TEST_BUNDLES=$(abspath $(TEST_SET)) ALLEDGE_EXPECT_RUNTIME=tflite_runtime \
+	    $(TFLITE_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	    tests/test_device_tflite_runtime.py || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; \
 	exit $$rc
 
