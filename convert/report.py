@@ -43,12 +43,15 @@ def bundle_size_kb(bundle_dir):
 def ensure_bundle(model_dir, bundle_dir, quant, data_dir, split_csv, log):
     """Reuse a bundle made from this very model at this level, else build it."""
     from alledge.device.bundle import BundleError, load_bundle
-    from alledge.train.modeldir import KERAS_FILE, file_sha256
+    from alledge.train.modeldir import KERAS_FILE, SVM_FILE, file_sha256
     from .build import build_bundle
+    svm = Path(model_dir) / SVM_FILE
     try:
         b = load_bundle(bundle_dir)
         if (b.manifest["source_model"]["id"] == file_sha256(Path(model_dir) / KERAS_FILE)
-                and b.manifest["quantization"] == quant):
+                and b.manifest["quantization"] == quant
+                and b.manifest["files"].get(SVM_FILE) == (file_sha256(svm) if svm.is_file()
+                                                          else None)):
             return
     except (BundleError, KeyError, TypeError):
         pass

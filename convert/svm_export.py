@@ -39,6 +39,12 @@ def svm_arrays(calibrated, class_names=None):
     mean = scaler.mean_ if scaler.mean_ is not None else np.zeros(svc.shape_fit_[1])
     scale = scaler.scale_ if scaler.scale_ is not None else np.ones(svc.shape_fit_[1])
     pair_coef, pairs = _dense_pair_coef(svc.dual_coef_, svc.n_support_)
+    vectors = np.asarray(svc.support_vectors_, dtype=np.float64)
+    if svc.kernel == "linear":
+        # A linear kernel's decision is x . (sum of coef * sv): fold the support vectors into
+        # one weight vector per pair. Same values (to float64 rounding), and for 1280-d
+        # features a few tens of KB on the Pi instead of megabytes.
+        vectors, pair_coef = pair_coef @ vectors, np.eye(len(pairs))
     return {
         "format": np.array(FORMAT),
         "classes": np.array(classes, dtype=str),
@@ -46,7 +52,7 @@ def svm_arrays(calibrated, class_names=None):
         "scaler_scale": np.asarray(scale, dtype=np.float64),
         "kernel": np.array(svc.kernel),
         "gamma": np.array(float(svc._gamma), dtype=np.float64),  # 'scale' resolved at fit
-        "support_vectors": np.asarray(svc.support_vectors_, dtype=np.float64),
+        "support_vectors": vectors,
         "pair_coef": pair_coef,
         "pair_intercept": np.asarray(svc.intercept_, dtype=np.float64),
         "pairs": pairs,

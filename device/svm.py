@@ -10,7 +10,9 @@ computes with, as arrays:
     scaler_scale    (d,) float64
     kernel          str scalar, "linear" or "rbf"
     gamma           float64 scalar (the resolved value; unused for linear)
-    support_vectors (n_sv, d) float64, in scaled space
+    support_vectors (n_sv, d) float64, in scaled space. For a linear kernel the exporter
+                    folds them into one weight vector per pair (n_sv = n_pairs, and
+                    pair_coef is the identity): the decision values are the same.
     pair_coef       (n_pairs, n_sv) float64: one-vs-one pair k's dual coefficients, dense
                     (zero for support vectors of neither class of the pair)
     pair_intercept  (n_pairs,) float64

@@ -57,7 +57,7 @@ def row(model, metrics=None, info=None, status="ok"):
     if info:
         r.update(kind={"cnn": "CNN", "svm": "extractor + SVM", "baseline": "colour + SVM"}
                  [info["kind"]], input=info["input_size"], params=info["params"],
-                 weights=info.get("weights_id", ""))
+                 weights=info.get("weights_id") or info.get("weights", ""))
     if metrics:
         r.update(accuracy=round(100 * metrics["accuracy"], 2),
                  accuracy_ci95="-".join(f"{100 * v:.2f}" for v in metrics["accuracy_ci95"]),
