@@ -172,7 +172,7 @@ def to_markdown(table, n_test, n_views):
             r["model"], r["quant"], f"{r['size_kb']:.0f}",
             f"{_fmt(r['accuracy'])} ({_fmt(r['accuracy_ci95'])})",
             f"{_fmt(r['macro_f1'])} ({_fmt(r['macro_f1_ci95'])})",
-            "" if drop is None else f"{100 * drop:+.2f}",
+            "" if drop is None else f"{round(100 * drop, 2) + 0.0:+.2f}",
             _fmt(r.get("agreement_vs_float32")), f"{r['latency_ms_1t']:.1f}",
             f"{r['latency_ms_all']:.1f}", views]) + " |")
     return "\n".join(lines) + "\n\n" + findings(table, n_test, n_views)
@@ -192,8 +192,9 @@ def findings(table, n_test, n_views):
          f"{_fmt(smallest['accuracy'])}%); fastest at 1 thread: {fastest['bundle']} "
          f"({fastest['latency_ms_1t']:.1f} ms)."]
     for r in int8:
+        change = round(-100 * r["drop_vs_float32"], 2) + 0.0  # + 0.0: no "-0.00"
         s.append(f"{r['model']}: full-integer int8 changes accuracy by "
-                 f"{-100 * r['drop_vs_float32']:+.2f} points and agrees with float32 on "
+                 f"{change:+.2f} points and agrees with float32 on "
                  f"{_fmt(r['agreement_vs_float32'])}% of test images, at "
                  f"{r['size_kb']:.0f} KB.")
     s.append(f"Orientation: the weakest view result is {worst_view['bundle']} at "
@@ -202,22 +203,28 @@ def findings(table, n_test, n_views):
     return " ".join(s) + "\n"
 
 
+MARKERS = {"float32": "o", "float16": "s", "dynamic": "^", "int8": "D"}
+
+
 def plot(table, out):
+    """Accuracy against size and against latency: a colour per model, a marker per level."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    models = list(dict.fromkeys(r["model"] for r in table))
+    colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
     for key, xlabel, fname in (("size_kb", "bundle size (KB, log scale)", "accuracy-vs-size.png"),
                                ("latency_ms_1t", "median latency per image, 1 thread (ms, log scale)",
                                 "accuracy-vs-latency.png")):
         fig, ax = plt.subplots(figsize=(8, 5.5))
         for r in table:
-            ax.scatter(r[key], 100 * r["accuracy"], s=30)
-            ax.annotate(f"{r['model']}\n{r['quant']}", (r[key], 100 * r["accuracy"]),
-                        fontsize=7, xytext=(4, 2), textcoords="offset points")
+            ax.scatter(r[key], 100 * r["accuracy"], s=45, color=colours[r["model"]],
+                       marker=MARKERS.get(r["quant"], "o"), label=f"{r['model']} {r['quant']}")
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2, loc="lower right")
         fig.tight_layout()
         fig.savefig(Path(out) / fname, dpi=110)
         plt.close(fig)
