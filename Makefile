@@ -13,11 +13,12 @@ STAMP  := $(VENV)/.installed
 EXTRAS := train,device,dev
 
 DEMO   := work/demo
+RUNS   := runs
 DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
 .PHONY: help venv venv-tflite test test-tflite demo demo-data demo-check demo-split demo-train demo-report demo-classify \
-        reproduce reproduce-paper reproduce-grouped clean-demo
+        reproduce reproduce-paper reproduce-grouped bench clean-demo
 
 help:
 	@echo "make test                 run the tests (creates .venv when missing)"
@@ -111,6 +112,18 @@ demo-classify: demo-report
 	    --bundle $(DEMO)/report/bundles/improved-cnn-int8 --db $(DEMO)/results.db
 	$(BIN)/alledge history --db $(DEMO)/results.db --limit 2
 
+# Device latency on this machine: the default bundle and the Improved CNN int8 bundle, on a
+# real dataset image, at 1 thread and at all threads; JSON into results/bench/.
+BENCH_IMAGE ?= $(DATA)/Original/Pro/WBC-Malignant-Pro-011.jpg
+BENCH_CNN   ?= $(RUNS)/report-paper/bundles/improved-cnn-int8
+bench: $(STAMP)
+	mkdir -p results/bench
+	for t in 1 $$(nproc); do \
+	  $(BIN)/alledge bench --runs 200 --threads $$t --image $(BENCH_IMAGE) --json > results/bench/default-$${t}t.json; \
+	  $(BIN)/alledge bench --runs 200 --threads $$t --image $(BENCH_IMAGE) --bundle $(BENCH_CNN) --json > results/bench/improved-cnn-int8-$${t}t.json; \
+	done
+	$(BIN)/alledge bench --runs 200 --threads 1 --json > results/bench/default-1t-640x480.json
+
 clean-demo:
 	rm -rf $(DEMO)
 
@@ -118,7 +131,6 @@ clean-demo:
 # Hours on a 2-core CPU: the Improved CNN trains twice (both splits), Lite0-2 extract features
 # once (the cache serves the second split), then every model is converted at four levels.
 
-RUNS := runs
 
 # `data check` exits 1 on the real set (it has duplicates): only 2 (unusable input) stops here.
 reproduce: reproduce-grouped

@@ -10,7 +10,10 @@ from test_train import trained  # noqa: F401  (the session fixture with small mo
 
 pytestmark = pytest.mark.slow
 
-INT8_AGREEMENT_FLOOR = 0.85  # measured: the synthetic-set CNN's int8 bundle agrees on 100%
+# Measured on the 36 synthetic test images: the CNN's int8 bundle agrees with float32 on 36,
+# the random-weights B0 extractor + SVM on 31 (random features magnify quantization error;
+# real Lite0 features agree on 98.7-99.3%, tests/test_convert_real.py and the report).
+INT8_AGREEMENT_FLOOR = {"improved-cnn": 0.90, "efficientnet-b0-svm": 0.75}
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +82,9 @@ def test_int8_predictions_agree_with_float32(trained, bundles):
     for model in ("improved-cnn", "efficientnet-b0-svm"):
         p32, _ = predict(bundle_classifier(bundles[model, "float32"]), images)
         p8, _ = predict(bundle_classifier(bundles[model, "int8"]), images)
-        assert np.mean(p32.argmax(1) == p8.argmax(1)) >= INT8_AGREEMENT_FLOOR, model
+        agreement = np.mean(p32.argmax(1) == p8.argmax(1))
+        print(f"{model}: int8 agrees with float32 on {agreement:.3f} of {len(images)}")
+        assert agreement >= INT8_AGREEMENT_FLOOR[model], model
 
 
 def test_edgetpu_without_the_compiler_says_so_and_keeps_the_int8_model(trained, run_cli,  # noqa: F811
