@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from alledge.device import exitcodes
 from alledge.device.classify import Classifier
-from alledge.device.bundle import DEFAULT_BUNDLE, load_bundle
+from alledge.device.bundle import load_bundle
 from alledge.device.cli import main
 from alledge.device.images import read_rgb
 from alledge.device.runtime import edgetpu_library
@@ -88,11 +88,12 @@ def test_bundle_comes_from_the_environment(tmp_path_factory):
     assert code == 0 and json_lines(out)[0]["bundle"].startswith("tiny-cnn-int8@")
 
 
-@pytest.mark.skipif((DEFAULT_BUNDLE / "manifest.json").exists(), reason="default bundle shipped")
-def test_without_any_bundle_the_message_says_what_to_do(tmp_path_factory):
-    image = sorted(image_dir(tmp_path_factory).iterdir())[0]
-    code, out = classify(image, env={"ALLEDGE_BUNDLE": ""})
-    assert code == exitcodes.BAD_BUNDLE and "--bundle DIR or set ALLEDGE_BUNDLE" in out
+def test_an_install_without_a_default_bundle_says_what_to_do(tmp_path, monkeypatch):
+    from alledge.device import bundle as bundle_module
+    monkeypatch.delenv("ALLEDGE_BUNDLE", raising=False)
+    monkeypatch.setattr(bundle_module, "DEFAULT_BUNDLE", tmp_path / "not-installed")
+    with pytest.raises(bundle_module.BundleError, match="--bundle DIR or set ALLEDGE_BUNDLE"):
+        bundle_module.load_selected_bundle(None)
 
 
 def test_edgetpu_without_an_edgetpu_model_exits_no_delegate(tmp_path_factory):
