@@ -4,7 +4,10 @@ Stages: decode (JPEG/PNG bytes -> RGB), preprocess (resize, dtype), invoke (set 
 read output), svm (svm bundles only) and end to end. Median and p90 over --runs after a few
 warm-up runs. Without --image a synthetic 640x480 JPEG frame is used.
 """
+import datetime
 import json
+import os
+import platform
 import time
 
 import click
@@ -12,9 +15,8 @@ import cv2
 import numpy as np
 
 from . import exitcodes
-from .images import read_file
 from .cli import fail
-from .images import ImageError, decode_rgb
+from .images import ImageError, decode_rgb, read_file
 from .options import bundle_option, delegate_option, open_classifier, threads_option
 
 WARMUP = 3
@@ -48,13 +50,25 @@ def bench(bundle_dir, threads, delegate, runs, image, as_json):
                    "p90_ms": round(float(np.percentile(v, 90)), 3)} for k, v in times.items()}
     if as_json:
         click.echo(json.dumps({"bundle": classifier.bundle.id, "runs": runs,
-                               "threads": threads, "delegate": delegate, "stages": summary}))
+                               "threads": threads, "delegate": delegate, "image": image,
+                               "stages": summary, "machine": _machine(),
+                               "date": datetime.datetime.now(datetime.timezone.utc)
+                               .isoformat(timespec="seconds")}))
         return
     click.echo(f"bundle {classifier.bundle.id}  runs {runs}  threads {threads or 'default'}"
                f"  delegate {delegate or 'none'}")
     click.echo(f"{'stage':<12}{'median ms':>10}{'p90 ms':>10}")
     for k, s in summary.items():
         click.echo(f"{k:<12}{s['median_ms']:>10.2f}{s['p90_ms']:>10.2f}")
+
+
+def _machine():
+    """Where the figures were measured: they mean nothing without it."""
+    from .runtime import runtime
+    name, version, _, _ = runtime()
+    return {"system": platform.platform(), "processor": platform.machine(),
+            "cores": os.cpu_count(), "python": platform.python_version(),
+            "runtime": f"{name} {version}"}
 
 
 def time_once(classifier, data):
