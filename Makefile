@@ -90,7 +90,7 @@ demo: demo-classify
 
 demo-data: $(STAMP)
 	rm -rf $(DEMO)/data
-	$(BIN)/alledge data synth $(DEMO)/data --per-class 60 --seed 0
+	$(BIN)/alledge data synth $(DEMO)/data --per-class 150 --seed 0
 
 demo-check: demo-data
 	$(BIN)/alledge data check $(DEMO)/data | tee $(DEMO)/data-check.txt
@@ -98,10 +98,10 @@ demo-check: demo-data
 demo-split: demo-check
 	$(BIN)/alledge data split $(DEMO)/data --out $(DEMO)/split.csv
 
-# A short CNN run and a Lite0 + SVM on the synthetic set: minutes, not hours.
+# A short CNN run (at most 40 epochs) and a Lite0 + SVM on the synthetic set: minutes, not hours.
 demo-train: demo-split
 	$(BIN)/alledge train table3 --data $(DEMO)/data --split $(DEMO)/split.csv --out $(DEMO)/models \
-	    --models efficientnet-lite0,improved-cnn,colour-baseline --cnn-epochs 8 --cnn-patience 8
+	    --models efficientnet-lite0,improved-cnn,colour-baseline --cnn-epochs 40 --cnn-patience 12
 
 demo-report: demo-train
 	$(BIN)/alledge report --data $(DEMO)/data --split $(DEMO)/split.csv --models $(DEMO)/models \
