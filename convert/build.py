@@ -22,7 +22,7 @@ def _read_model_dir(model_dir):
     model_dir = Path(model_dir)
     try:
         info = read_model_info(model_dir)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         raise ConvertError(str(e)) from None
     if info.get("kind") not in ("cnn", "svm"):
         raise ConvertError(f"{model_dir}: a {info.get('kind')} model has no network to convert")
@@ -61,7 +61,11 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
                                "(or pass --no-eval for a float bundle without metrics)")
         rows = _split_rows(info, split_csv)
         root = resolve_root(data_dir)
-    model = keras.saving.load_model(keras_path)  # safe_mode: no code from the file
+    try:
+        model = keras.saving.load_model(keras_path)  # safe_mode: no code from the file
+    except Exception as e:  # keras raises many types for a damaged or foreign file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConvertError(f"{keras_path}: cannot be loaded as a Keras model ({first})") from None
     size = int(model.input_shape[1])
     calib = None
     if quant == "int8":

@@ -25,9 +25,10 @@ COLUMNS = ["model", "quant", "bundle", "size_kb", "accuracy", "accuracy_ci95", "
 
 def model_dirs(models, split_id):
     """Model directories under `models` with a network, trained on this split, sorted."""
+    from alledge.train.modeldir import read_model_info
     out = []
     for info_path in sorted(Path(models).glob("*/model.json")):
-        info = json.loads(info_path.read_text())
+        info = read_model_info(info_path.parent)
         if info.get("kind") in ("cnn", "svm") and info.get("split_id") == split_id \
                 and not info.get("random_weights"):
             out.append((info_path.parent, info))

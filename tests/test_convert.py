@@ -118,3 +118,18 @@ def test_convert_refuses_a_model_dir_from_another_split(trained, run_cli, tmp_pa
     r = run_cli("convert", trained["models"] / "improved-cnn", "--out", tmp_path / "b",
                 "--quant", "int8", "--data", trained["data"], "--split", other)
     assert r.exit_code == exitcodes.USAGE and "not the split" in r.stderr
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("model.json", "not valid JSON"),
+    ("model.keras", "cannot be loaded as a Keras model"),
+])
+def test_a_damaged_model_directory_is_one_line_and_exit_2(trained, run_cli, tmp_path,  # noqa: F811
+                                                          damage, message):
+    import shutil
+    model = tmp_path / "model"
+    shutil.copytree(trained["models"] / "improved-cnn", model)
+    (model / damage).write_text("{damaged")
+    r = run_cli("convert", model, "--out", tmp_path / "b", "--quant", "float32", "--no-eval")
+    assert r.exit_code == exitcodes.USAGE and message in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "b").exists()

@@ -29,7 +29,13 @@ def read_model_info(model_dir):
     path = Path(model_dir) / "model.json"
     if not path.is_file():
         raise FileNotFoundError(f"{model_dir} is not a model directory (no model.json)")
-    return json.loads(path.read_text())
+    try:
+        info = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: not a model description")
+    return info
 
 
 def provenance():
