@@ -6,9 +6,8 @@ import click
 
 from . import exitcodes
 from .classify import expand_inputs, sha256_bytes
-from .images import read_file
 from .cli import fail
-from .images import ImageError
+from .images import ImageError, read_file
 from .options import (bundle_option, db_option, delegate_option, no_log_option,
                       open_classifier, open_log, threads_option)
 from .results_log import LogError
