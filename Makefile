@@ -123,6 +123,10 @@ bench: $(STAMP)
 	  $(BIN)/alledge bench --runs 200 --threads $$t --image $(BENCH_IMAGE) --bundle $(BENCH_CNN) --json > results/bench/improved-cnn-int8-$${t}t.json; \
 	done
 	$(BIN)/alledge bench --runs 200 --threads 1 --json > results/bench/default-1t-640x480.json
+	@# The design card's older runtime, when `make venv-tflite` has made its environment.
+	if [ -x .venv-tflite/bin/alledge ]; then for t in 1 $$(nproc); do \
+	  .venv-tflite/bin/alledge bench --runs 200 --threads $$t --image $(BENCH_IMAGE) --json > results/bench/default-$${t}t-tflite-runtime.json; \
+	done; fi
 
 clean-demo:
 	rm -rf $(DEMO)
@@ -151,4 +155,6 @@ reproduce-paper: reproduce-data
 
 reproduce-grouped: reproduce-paper
 	$(BIN)/alledge train table3 --data $(DATA) --split results/splits/grouped.csv --out $(RUNS)/grouped
-	$(BIN)/python -m alledge.convert.publish $(RUNS)/grouped "" results/grouped
+	$(BIN)/alledge report --data $(DATA) --split results/splits/grouped.csv --models $(RUNS)/grouped \
+	    --out $(RUNS)/report-grouped
+	$(BIN)/python -m alledge.convert.publish $(RUNS)/grouped $(RUNS)/report-grouped results/grouped
