@@ -97,8 +97,7 @@ def evaluate_on_test(bundle_dir, root, rows):
     from .evaluation import bundle_classifier, load_test_images, predict
     test = subset(rows, "test")
     probs, _ = predict(bundle_classifier(bundle_dir), load_test_images(root, test))
-    metrics = evaluate(np.array([r["label_id"] for r in test]), probs.argmax(1))
-    return metrics
+    return evaluate(np.array([r["label_id"] for r in test]), probs.argmax(1))
 
 
 def _edgetpu(tflite, log):

@@ -1,7 +1,5 @@
 """`alledge convert` and `alledge report`. TensorFlow is imported only when they run."""
 import os
-import shutil
-import sys
 from pathlib import Path
 
 import click
@@ -66,8 +64,8 @@ def report(data_dir, split_csv, models, out, quants, latency_images, view_images
     from .build import ConvertError
     from .report import run_report
     try:
-        table = run_report(data_dir, split_csv, models, out, quants or QUANT_LEVELS,
-                           latency_images, view_images, log=lambda m: click.echo(m, err=True))
+        run_report(data_dir, split_csv, models, out, quants or QUANT_LEVELS,
+                   latency_images, view_images, log=lambda m: click.echo(m, err=True))
     except (ConvertError, FileNotFoundError, ValueError) as e:
         fail(str(e), getattr(e, "code", exitcodes.USAGE))
     click.echo(Path(out, "report.md").read_text())

@@ -6,8 +6,6 @@ import pytest
 
 from alledge.device import exitcodes
 
-from test_train import trained  # noqa: F401  (the session fixture with small models)
-
 pytestmark = pytest.mark.slow
 
 # Measured on the 36 synthetic test images: the CNN's int8 bundle agrees with float32 on 36,
@@ -17,7 +15,7 @@ INT8_AGREEMENT_FLOOR = {"improved-cnn": 0.90, "efficientnet-b0-svm": 0.75}
 
 
 @pytest.fixture(scope="session")
-def bundles(trained, tmp_path_factory):  # noqa: F811
+def bundles(trained, tmp_path_factory):
     from alledge.convert.build import build_bundle
     out = tmp_path_factory.mktemp("bundles")
     made = {}
@@ -30,7 +28,7 @@ def bundles(trained, tmp_path_factory):  # noqa: F811
     return made
 
 
-def _test_images(trained, n=None):  # noqa: F811
+def _test_images(trained, n=None):
     from alledge.train.loader import load_arrays
     from alledge.train.split import subset
     return load_arrays(trained["data"], subset(trained["rows"], "test")[:n], 224,
@@ -87,7 +85,7 @@ def test_int8_predictions_agree_with_float32(trained, bundles):
         assert agreement >= INT8_AGREEMENT_FLOOR[model], model
 
 
-def test_edgetpu_without_the_compiler_says_so_and_keeps_the_int8_model(trained, run_cli,  # noqa: F811
+def test_edgetpu_without_the_compiler_says_so_and_keeps_the_int8_model(trained, run_cli,
                                                                        tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no edgetpu_compiler here
     r = run_cli("convert", trained["models"] / "improved-cnn", "--out", tmp_path / "b",
@@ -99,20 +97,20 @@ def test_edgetpu_without_the_compiler_says_so_and_keeps_the_int8_model(trained, 
     assert m["edgetpu_model_file"] is None and m["quantization"] == "int8"
 
 
-def test_edgetpu_needs_int8(trained, run_cli, tmp_path):  # noqa: F811
+def test_edgetpu_needs_int8(trained, run_cli, tmp_path):
     r = run_cli("convert", trained["models"] / "improved-cnn", "--out", tmp_path / "b",
                 "--quant", "float16", "--edgetpu")
     assert r.exit_code == exitcodes.USAGE and "int8" in r.stderr
 
 
-def test_int8_calibration_draws_from_the_training_split_only(trained):  # noqa: F811
+def test_int8_calibration_draws_from_the_training_split_only(trained):
     from alledge.convert.tflite import representative_rows
     picked = representative_rows(trained["rows"], 20)
     assert len(picked) == 20 and all(r["subset"] == "train" for r in picked)
     assert len({r["label"] for r in picked}) == 4
 
 
-def test_convert_refuses_a_model_dir_from_another_split(trained, run_cli, tmp_path):  # noqa: F811
+def test_convert_refuses_a_model_dir_from_another_split(trained, run_cli, tmp_path):
     other = tmp_path / "other.csv"
     other.write_text(trained["split"].read_text().replace("train", "test", 1))
     r = run_cli("convert", trained["models"] / "improved-cnn", "--out", tmp_path / "b",
@@ -124,7 +122,7 @@ def test_convert_refuses_a_model_dir_from_another_split(trained, run_cli, tmp_pa
     ("model.json", "not valid JSON"),
     ("model.keras", "cannot be loaded as a Keras model"),
 ])
-def test_a_damaged_model_directory_is_one_line_and_exit_2(trained, run_cli, tmp_path,  # noqa: F811
+def test_a_damaged_model_directory_is_one_line_and_exit_2(trained, run_cli, tmp_path,
                                                           damage, message):
     import shutil
     model = tmp_path / "model"

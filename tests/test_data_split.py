@@ -5,7 +5,6 @@ import shutil
 from collections import Counter
 
 import cv2
-import numpy as np
 import pytest
 
 from alledge.device import CLASSES

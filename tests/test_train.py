@@ -1,7 +1,5 @@
 """Training: the paper's models on the synthetic set, written as model directories."""
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,28 +7,6 @@ import pytest
 from alledge.device import exitcodes
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory, synth_data):
-    """A split of the synthetic set and three small trained model directories."""
-    from alledge.train.fit import fit_baseline_model, fit_cnn_model, fit_svm_model
-    from alledge.train.split import make_split, read_split, to_csv
-    root = tmp_path_factory.mktemp("trained")
-    os.environ["ALLEDGE_CACHE"] = str(root / "cache")
-    rows, _ = make_split(synth_data)
-    split = root / "split.csv"
-    split.write_text(to_csv(rows))
-    rows, split_id = read_split(split)
-    models = root / "models"
-    fit_cnn_model(synth_data, rows, split_id, models / "improved-cnn", epochs=4, patience=4,
-                  split_file=str(split))
-    fit_svm_model(synth_data, rows, split_id, models / "efficientnet-b0-svm", "efficientnet-b0",
-                  weights="none", input_size=64, cv=3, split_file=str(split))
-    fit_baseline_model(synth_data, rows, split_id, models / "colour-baseline", cv=3,
-                       split_file=str(split))
-    return {"data": synth_data, "split": split, "split_id": split_id, "models": models,
-            "rows": rows}
 
 
 def test_improved_cnn_is_the_papers_architecture_with_564642_parameters():

@@ -9,7 +9,7 @@ bits same-field and different-field pairs both occur. So 6 bits, erring on the s
 calling fewer pairs duplicates.
 """
 import hashlib
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import cv2
 import numpy as np

@@ -24,14 +24,19 @@ def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32
     model.save(out / KERAS_FILE)
     proba = model.predict(x_te, batch_size=64, verbose=0)
     metrics = evaluate(y_te, proba.argmax(1))
-    metrics["split_id"] = split_id
-    write_json(out / "metrics.json", metrics)
+    _write_metrics(out, metrics, split_id)
     write_model_info(out, kind="cnn", name="improved-cnn", backbone="improved-cnn",
                      weights="trained", weights_id="trained", input_size=input_size,
                      params=int(model.count_params()), split_id=split_id, split_file=split_file,
                      seed=seed, train_seconds=round(time.time() - t0, 1), epochs_max=epochs,
                      patience=patience, batch_size=batch_size, **info)
     return metrics
+
+
+def _write_metrics(out, metrics, split_id):
+    """metrics.json beside the model, naming the split its test set came from."""
+    metrics["split_id"] = split_id
+    write_json(Path(out) / "metrics.json", metrics)
 
 
 def _fit_and_write_svm(x_tr, y_tr, x_te, y_te, out, cv, seed):
@@ -52,27 +57,20 @@ def fit_svm_model(data_dir, rows, split_id, out, backbone, weights="imagenet", i
     out.mkdir(parents=True, exist_ok=True)
     size = input_size or default_size(backbone)
     wid = weights_id(weights, backbone)
-    built = {}
-
-    def model_fn():
-        if "m" not in built:
-            built["m"] = build_backbone(backbone, weights, size)
-        return built["m"]
-
-    model_fn()  # fail early (and clearly) when weights cannot be had
+    # Built up front even with a warm feature cache: it fails early when weights cannot be
+    # had, and the model directory keeps the extractor for conversion.
+    model = build_backbone(backbone, weights, size)
     root = resolve_root(data_dir)
     t0 = time.time()
     tr, te = subset(rows, "train"), subset(rows, "test")
-    x_tr = cached_features(model_fn, root, tr, backbone, wid, size, batch_size)
-    x_te = cached_features(model_fn, root, te, backbone, wid, size, batch_size)
+    x_tr = cached_features(lambda: model, root, tr, backbone, wid, size, batch_size)
+    x_te = cached_features(lambda: model, root, te, backbone, wid, size, batch_size)
     y_tr = np.array([r["label_id"] for r in tr])
     y_te = np.array([r["label_id"] for r in te])
     t_feat = time.time() - t0
     metrics, summary = _fit_and_write_svm(x_tr, y_tr, x_te, y_te, out, cv, seed)
-    metrics["split_id"] = split_id
-    model = model_fn()
     model.save(out / KERAS_FILE)
-    write_json(out / "metrics.json", metrics)
+    _write_metrics(out, metrics, split_id)
     write_model_info(out, kind="svm", name=f"{backbone}-svm", backbone=backbone,
                      weights=str(weights), weights_id=wid, random_weights=(wid == "random"),
                      input_size=size, params=int(model.count_params()),
@@ -90,8 +88,7 @@ def fit_baseline_model(data_dir, rows, split_id, out, cv=5, seed=0, split_file="
     x_te, y_te = load_arrays(data_dir, subset(rows, "test"), 224, progress=False)
     f_tr, f_te = colour_features(x_tr), colour_features(x_te)
     metrics, summary = _fit_and_write_svm(f_tr, y_tr, f_te, y_te, out, cv, seed)
-    metrics["split_id"] = split_id
-    write_json(out / "metrics.json", metrics)
+    _write_metrics(out, metrics, split_id)
     write_model_info(out, kind="baseline", name="colour-histogram-svm", backbone="none",
                      weights="none", weights_id="none", input_size=224,
                      features=f"RGB histograms, {BINS} bins per channel",
