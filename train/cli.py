@@ -51,11 +51,19 @@ def _summary(name, metrics, out):
               help="Maximum epochs (the paper's 500).")
 @click.option("--patience", default=30, show_default=True, type=click.IntRange(1),
               help="Stop after this many epochs without a better validation accuracy.")
+@click.option("--no-early-stopping", is_flag=True,
+              help="Run every epoch (the paper's recipe); the best validation epoch is kept.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--input-size", default=224, show_default=True, type=click.IntRange(64))
 @click.option("--seed", default=0, show_default=True, type=int)
-def cnn(data_dir, split_csv, out, epochs, patience, batch_size, input_size, seed):
-    """The paper's Improved CNN, trained on the split's training part."""
+def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_size, input_size,
+        seed):
+    """The paper's Improved CNN, trained on the split's training part.
+
+    An interrupted run resumes from OUT/backup when started again with the same arguments.
+    """
+    if no_early_stopping:
+        patience = None
     _quiet_tf()
     require("tensorflow", "train")
     rows, split_id = _load_split(data_dir, split_csv)

@@ -6,8 +6,10 @@ With Keras' default 'valid' padding this has 564,642 parameters at 224 (the pape
 8.1M). A Rescaling(1/255) layer sits in front so the model takes uint8 0..255 like every
 alledge model; it has no weights and does not change the count.
 """
+import csv
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -57,9 +59,21 @@ def _epoch_printer(n_train):
     return EpochTimer()
 
 
+def _read_history(path):
+    """Columns of a Keras CSVLogger file as float lists (empty when there is none yet)."""
+    cols = {"val_accuracy": []}
+    if Path(path).is_file():
+        for r in csv.DictReader(open(path)):
+            for k, v in r.items():
+                cols.setdefault(k, []).append(float(v))
+    return cols
+
+
 def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, batch_size=32,
               learning_rate=1e-3, seed=0):
     """Fit the Improved CNN; keeps the weights of the epoch with the best validation accuracy.
+
+    patience=None runs every epoch (the paper's recipe: no early stopping).
 
     Returns (model, history dict). The best weights are also checkpointed to out_dir each
     time they improve, so an interrupted run keeps its best epoch.
@@ -76,19 +90,28 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
                 .batch(batch_size).prefetch(tf.data.AUTOTUNE))
     val_ds = tf.data.Dataset.from_tensor_slices((x[va], y[va])).batch(64).prefetch(2)
     ckpt = f"{out_dir}/best.weights.h5"
+    # A long run (the paper's 500 epochs, no early stopping) resumes where it was stopped:
+    # BackupAndRestore keeps the weights, optimizer state and epoch counter after every epoch,
+    # the CSV log is appended to, and the best-so-far checkpoint is only beaten, not reset.
+    history_csv = Path(out_dir) / "history.csv"
+    resuming = Path(out_dir, "backup").is_dir()
+    earlier = _read_history(history_csv) if resuming else {"val_accuracy": []}
+    best_so_far = max(earlier["val_accuracy"], default=None)
     callbacks = [
+        keras.callbacks.BackupAndRestore(f"{out_dir}/backup"),
         keras.callbacks.ModelCheckpoint(ckpt, monitor="val_accuracy", save_best_only=True,
-                                        save_weights_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience,
-                                      restore_best_weights=True),
-        keras.callbacks.CSVLogger(f"{out_dir}/history.csv"),
+                                        save_weights_only=True,
+                                        initial_value_threshold=best_so_far),
+        keras.callbacks.CSVLogger(str(history_csv), append=resuming),
         _epoch_printer(len(tr)),
     ]
-    hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
-                     verbose=0)
+    if patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy",
+                                                       patience=patience))
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0)
     model.load_weights(ckpt)  # the best epoch, also when early stopping never fired
-    h = hist.history
+    h = _read_history(history_csv)
     best = int(np.argmax(h["val_accuracy"]))
-    return model, {"epochs_run": len(h["loss"]), "best_epoch": best + 1,
+    return model, {"epochs_run": len(h["val_accuracy"]), "early_stopping": patience is not None, "best_epoch": best + 1,
                    "best_val_accuracy": float(h["val_accuracy"][best]),
                    "n_train": int(len(tr)), "n_val": int(len(va))}
