@@ -7,7 +7,7 @@ import cv2
 
 from . import exitcodes
 from .capture import CameraError, open_source, run
-from .classify_cli import format_result
+from .classify import format_result
 from .cli import fail
 from .options import (bundle_option, db_option, delegate_option, no_log_option,
                       open_classifier, open_log, threads_option)

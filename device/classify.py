@@ -92,6 +92,30 @@ class Classifier:
         }
 
 
+def result_record(path, result, bundle_id):
+    """The one object `classify --json` prints (and `serve`'s /api/classify returns)."""
+    return {"path": path, "label": result["label"],
+            "probabilities": result["probabilities"],
+            "latency_ms": result["latency_ms"], "bundle": bundle_id}
+
+
+def error_record(path, error):
+    return {"path": path, "error": error}
+
+
+def format_record(record):
+    """One line of text for a result or error record."""
+    if "error" in record:
+        return f"{record['path']}: error: {record['error']}"
+    return f"{record['path']}: {format_result(record)}"
+
+
+def format_result(result):
+    """Label, probabilities and latency of a result, as words."""
+    probs = "  ".join(f"{c} {p:.3f}" for c, p in result["probabilities"].items())
+    return f"{result['label']}  ({probs})  {result['latency_ms']:.1f} ms"
+
+
 def sha256_bytes(data):
     return hashlib.sha256(data).hexdigest()
 

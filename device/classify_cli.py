@@ -5,7 +5,8 @@ import sys
 import click
 
 from . import exitcodes
-from .classify import expand_inputs, sha256_bytes
+from .classify import (error_record, expand_inputs, format_record, result_record,
+                       sha256_bytes)
 from .cli import fail
 from .images import ImageError, read_file
 from .options import (bundle_option, db_option, delegate_option, no_log_option,
@@ -52,24 +53,13 @@ def classify(images, bundle_dir, as_json, threads, delegate, db, no_log):
 
 
 def emit_result(path, result, bundle_id, as_json):
-    if as_json:
-        line = json.dumps({"path": path, "label": result["label"],
-                           "probabilities": result["probabilities"],
-                           "latency_ms": result["latency_ms"], "bundle": bundle_id})
-    else:
-        line = f"{path}: {format_result(result)}"
-    click.echo(line)
-    sys.stdout.flush()
-
-
-def format_result(result):
-    probs = "  ".join(f"{c} {p:.3f}" for c, p in result["probabilities"].items())
-    return f"{result['label']}  ({probs})  {result['latency_ms']:.1f} ms"
+    emit(result_record(path, result, bundle_id), as_json)
 
 
 def emit_error(path, error, as_json):
-    if as_json:
-        click.echo(json.dumps({"path": path, "error": error}))
-    else:
-        click.echo(f"{path}: error: {error}")
+    emit(error_record(path, error), as_json)
+
+
+def emit(record, as_json):
+    click.echo(json.dumps(record) if as_json else format_record(record))
     sys.stdout.flush()
