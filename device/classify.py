@@ -14,7 +14,7 @@ import numpy as np
 
 from . import runtime
 from .bundle import BundleError
-from .images import decode_rgb
+from .images import ImageError, decode_rgb
 from .preprocess import preprocess
 from .svm import SvmError, load_svm
 
@@ -90,6 +90,19 @@ class Classifier:
             "probabilities": {c: float(p) for c, p in zip(classes, probs)},
             "latency_ms": round(seconds * 1000.0, 3),
         }
+
+
+def classify_data(classifier, data, path):
+    """Encoded image bytes -> the record `classify --json` prints for them.
+
+    The one code path of the CLI and the web app: `path` is only the name shown; a file
+    that cannot be classified gives an error record, never an exception.
+    """
+    try:
+        result = classifier.classify_bytes(data)
+    except ImageError as e:
+        return error_record(path, str(e))
+    return result_record(path, result, classifier.bundle.id)
 
 
 def result_record(path, result, bundle_id):

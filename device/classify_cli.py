@@ -5,8 +5,7 @@ import sys
 import click
 
 from . import exitcodes
-from .classify import (error_record, expand_inputs, format_record, result_record,
-                       sha256_bytes)
+from .classify import classify_data, error_record, expand_inputs, format_record, sha256_bytes
 from .cli import fail
 from .images import ImageError, read_file
 from .options import (bundle_option, db_option, delegate_option, no_log_option,
@@ -32,32 +31,23 @@ def classify(images, bundle_dir, as_json, threads, delegate, db, no_log):
     log = open_log(db, enabled=not no_log)
     failed = 0
     for path, error in expand_inputs(images):
+        data = None
         if error is None:
             try:
                 data = read_file(path)
-                result = classifier.classify_bytes(data)
             except ImageError as e:
                 error = str(e)
-        if error is not None:
+        record = error_record(path, error) if error else classify_data(classifier, data, path)
+        if "error" in record:
             failed += 1
-            emit_error(path, error, as_json)
-            continue
-        if log is not None:
+        elif log is not None:
             try:
-                log.record(result, source=path, input_sha256=sha256_bytes(data),
+                log.record(record, source=path, input_sha256=sha256_bytes(data),
                            bundle=classifier.bundle.id)
             except LogError as e:
                 fail(str(e), exitcodes.USAGE)
-        emit_result(path, result, classifier.bundle.id, as_json)
+        emit(record, as_json)
     sys.exit(exitcodes.SOME_FAILED if failed else exitcodes.OK)
-
-
-def emit_result(path, result, bundle_id, as_json):
-    emit(result_record(path, result, bundle_id), as_json)
-
-
-def emit_error(path, error, as_json):
-    emit(error_record(path, error), as_json)
 
 
 def emit(record, as_json):
