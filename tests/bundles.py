@@ -127,7 +127,7 @@ def svm_bundle(tmp_path_factory):
         from sklearn.svm import SVC
 
         from alledge.convert.bundle import write_bundle
-        from alledge.convert.svm_export import export_svm
+        from alledge.train.svm_export import export_svm
         tflite = to_tflite(_keras_model(True, seed=4))
         rng = np.random.default_rng(5)
         y = np.arange(80) % 4

@@ -87,7 +87,7 @@ def test_plain_weights_svm_equals_scikit_learn_on_the_real_test_split(real_featu
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
-    from alledge.convert.svm_export import export_svm
+    from alledge.train.svm_export import export_svm
     from alledge.device import CLASSES
     x_tr, y_tr, x_te, y_te = real_features
     svc = SVC(kernel=kernel, C=0.01 if kernel == "linear" else 10.0)

@@ -9,7 +9,7 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
 
-from alledge.convert.svm_export import export_svm  # noqa: E402
+from alledge.train.svm_export import export_svm  # noqa: E402
 from alledge.device.svm import SvmError, load_svm  # noqa: E402
 
 CLASSES = ["Benign", "Early", "Pre", "Pro"]

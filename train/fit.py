@@ -41,7 +41,7 @@ def _write_metrics(out, metrics, split_id):
 
 def _fit_and_write_svm(x_tr, y_tr, x_te, y_te, out, cv, seed):
     from .svm import fit_svm, predict_labels
-    from alledge.convert.svm_export import export_svm
+    from .svm_export import export_svm
     calibrated, summary = fit_svm(x_tr, y_tr, cv=cv, seed=seed)
     export_svm(calibrated, Path(out) / SVM_FILE, class_names=CLASSES)
     metrics = evaluate(y_te, predict_labels(calibrated, x_te))

@@ -3,13 +3,14 @@
 Accepted: CalibratedClassifierCV(Pipeline([('scaler', StandardScaler()), ('svc', SVC())]),
 method='sigmoid', ensemble=False), fitted, with a linear or RBF kernel and 3+ classes — what
 alledge.train.svm.fit_svm makes. Anything else is refused with a ValueError, because a model
-exported half-right would classify wrongly on the Pi without a sound.
+exported half-right would classify wrongly on the Pi without a sound. It lives in train/,
+beside the SVM, because training writes svm.npz into every SVM model directory.
 """
-import os
 from pathlib import Path
 
 import numpy as np
 
+from alledge.device.fileio import atomic_writer
 from alledge.device.svm import FORMAT, KERNELS, load_svm
 
 
@@ -21,12 +22,8 @@ def export_svm(calibrated, path, class_names=None):
     """
     arrays = svm_arrays(calibrated, class_names)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:  # a file object: np.savez would append '.npz' to a name
+    with atomic_writer(path) as f:  # a file object: np.savez would append '.npz' to a name
         np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
     load_svm(path)  # what we wrote must read back under the device's own checks
     return path
 
