@@ -35,13 +35,22 @@ def atomic_writer(path):
     For writers that need a file object (np.save, np.savez: given a name, savez would append
     '.npz'). On error the temporary file is removed and `path` is left as it was.
     """
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=".tmp"):
+    """A temporary path beside `path` to write by name; it replaces `path` when the block ends
+    without error. For writers that only take a file name (Keras' save_weights wants its
+    '.weights.h5' suffix: pass it as `suffix`)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), _mode_for(path))  # mkstemp makes it 0600; keep the usual
-            yield f
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:  # the writer closed it; fsync needs a descriptor
+            os.fchmod(f.fileno(), _mode_for(path))  # mkstemp makes it 0600
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

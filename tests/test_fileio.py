@@ -43,3 +43,11 @@ def test_writer_takes_numpy(tmp_path):
     with fileio.atomic_writer(p) as f:
         np.savez(f, w=np.arange(3))
     assert np.load(p)["w"].tolist() == [0, 1, 2]
+
+
+def test_atomic_path_for_writers_that_take_a_name(tmp_path):
+    p = tmp_path / "w.weights.h5"
+    with fileio.atomic_path(p, suffix=".weights.h5") as tmp:
+        assert tmp.name.endswith(".weights.h5") and tmp.parent == tmp_path
+        tmp.write_bytes(b"h5")
+    assert p.read_bytes() == b"h5" and sorted(os.listdir(tmp_path)) == ["w.weights.h5"]
