@@ -6,7 +6,6 @@ of images (read in sorted order). Live sources (cameras, URLs) may drop a frame 
 so a read is retried a few times before the source counts as stopped.
 """
 import hashlib
-import json
 import os
 import time
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ from pathlib import Path
 import cv2
 
 from .classify import IMAGE_SUFFIXES
+from .fileio import atomic_write_json
 from .images import ImageError, read_rgb, to_rgb8
 from .quality import judge, measure
 
@@ -184,6 +184,4 @@ def save_frame(save_dir, number, rgb, record):
     png = stem.with_suffix(".png")
     if not cv2.imwrite(str(png), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {png}")
-    tmp = stem.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**record, "image": png.name}, indent=1) + "\n")
-    tmp.replace(stem.with_suffix(".json"))
+    atomic_write_json(stem.with_suffix(".json"), {**record, "image": png.name})
