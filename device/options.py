@@ -4,6 +4,7 @@ import click
 from . import exitcodes
 from .bundle import BundleError, load_selected_bundle
 from .cli import fail
+from .messages import first_line
 from .results_log import LogError, ResultsLog
 from .runtime import DelegateError, RuntimeUnavailable
 
@@ -42,8 +43,7 @@ def open_classifier(bundle_dir, threads=None, delegate=None):
     except RuntimeUnavailable as e:
         fail(str(e), exitcodes.USAGE)
     except (ValueError, RuntimeError) as e:  # the interpreter refused the model file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        fail(f"{bundle.model_path}: the interpreter cannot load it ({first})",
+        fail(f"{bundle.model_path}: the interpreter cannot load it ({first_line(e)})",
              exitcodes.BAD_BUNDLE)
 
 

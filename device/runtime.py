@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .messages import first_line
+
 # (module to import, distribution name for its version)
 RUNTIMES = (
     ("ai_edge_litert.interpreter", "ai-edge-litert"),
@@ -72,7 +74,7 @@ def make_interpreter(model_path, threads=None, delegate=None):
             ctypes.CDLL(EDGETPU_LIBRARY)
             delegates = [load_delegate(EDGETPU_LIBRARY)]
         except (ValueError, OSError, RuntimeError) as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            reason = first_line(e)
             raise DelegateError(f"cannot load the Edge TPU delegate ({EDGETPU_LIBRARY}): "
                                 f"{reason}; is the Coral runtime installed and the "
                                 "accelerator plugged in?") from None
