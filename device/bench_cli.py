@@ -18,6 +18,7 @@ from . import exitcodes
 from .cli import fail
 from .images import ImageError, decode_rgb, read_file
 from .options import bundle_option, delegate_option, open_classifier, threads_option
+from .provenance import provenance
 
 WARMUP = 3
 
@@ -53,7 +54,7 @@ def bench(bundle_dir, threads, delegate, runs, image, as_json):
                                "threads": threads, "delegate": delegate, "image": image,
                                "stages": summary, "machine": _machine(),
                                "date": datetime.datetime.now(datetime.timezone.utc)
-                               .isoformat(timespec="seconds")}))
+                               .isoformat(timespec="seconds"), "provenance": provenance()}))
         return
     click.echo(f"bundle {classifier.bundle.id}  runs {runs}  threads {threads or 'default'}"
                f"  delegate {delegate or 'none'}")

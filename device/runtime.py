@@ -42,6 +42,9 @@ def runtime():
         except ImportError:
             continue
         if module_name == "tensorflow.lite":
+            # import_module gives the tensorflow/lite source package, which has no
+            # Interpreter; the API is the attribute tf.lite of the tensorflow package
+            module = importlib.import_module("tensorflow").lite
             return module_name, _version(dist), module.Interpreter, module.experimental.load_delegate
         return module_name, _version(dist), module.Interpreter, module.load_delegate
     raise RuntimeUnavailable("no TFLite interpreter installed: pip install 'alledge[device]' "

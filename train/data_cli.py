@@ -29,6 +29,9 @@ def check(data_dir, as_json):
         report = check_dataset(data_dir)
     except DatasetError as e:
         fail(str(e), exitcodes.USAGE)
+    if as_json:
+        from alledge.device.provenance import provenance
+        report["provenance"] = provenance()
     if report["usable"] == 0:
         click.echo(json.dumps(report, indent=1) if as_json else format_report(report))
         fail(f"{data_dir}: no usable images", exitcodes.USAGE)

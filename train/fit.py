@@ -36,6 +36,8 @@ def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32
 def _write_metrics(out, metrics, split_id):
     """metrics.json beside the model, naming the split its test set came from."""
     metrics["split_id"] = split_id
+    from .modeldir import provenance
+    metrics["provenance"] = provenance()
     write_json(Path(out) / "metrics.json", metrics)
 
 

@@ -39,28 +39,7 @@ def read_model_info(model_dir):
 
 
 def provenance():
-    """What made a result: the command line, the machine and the date (for results/)."""
-    import datetime
-    import os
-    import platform
-    import shlex
-    import sys
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):
-        mem_gib = None
-    return {
-        "command": "alledge " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "machine": {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_gib, 1)
-                    if mem_gib else None, "system": platform.platform(),
-                    "python": platform.python_version()},
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    """What made a result (command, git commit, machine, runtimes, date), for results/:
+    the one helper of train, convert and device (alledge.device.provenance)."""
+    from alledge.device.provenance import provenance as made_by
+    return made_by()
