@@ -10,7 +10,7 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS := train,device,dev
+EXTRAS := train,device,serve,dev
 
 DEMO   := work/demo
 RUNS   := runs

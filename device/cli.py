@@ -22,6 +22,7 @@ LAZY_COMMANDS = {
     "history": ("alledge.device.history_cli", "history", "device"),
     "bench": ("alledge.device.bench_cli", "bench", "device"),
     "info": ("alledge.device.info_cli", "info", "device"),
+    "serve": ("alledge.device.serve", "serve", "serve"),
     "evaluate": ("alledge.device.evaluate_cli", "evaluate_command", "device"),
 }
 
