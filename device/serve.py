@@ -8,6 +8,7 @@ time. The app itself is alledge.device.webapp.
 """
 import ipaddress
 import secrets
+import socket
 import sys
 
 import bottle  # noqa: F401  (imported here so a missing extra is one line, from the CLI)
@@ -71,7 +72,9 @@ def serve(host, port, token_file, camera, source, max_upload_mb, bundle_dir, thr
     app = create_app(classifier, db_path, live=live, token=token,
                      max_upload=int(max_upload_mb * (1 << 20)), loopback=loopback)
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}/"
+    if host in ("0.0.0.0", "::"):  # every interface: name the machine as the network knows it
+        shown = socket.gethostname()
+    url = f"http://{shown}:{port}/"
     click.echo(f"alledge serve: {url}  bundle {classifier.bundle.id}  log {db_path}")
     if token is not None:
         click.echo(f"token required; open {url}?token={token}")

@@ -8,13 +8,9 @@ one timeout each.
 Exit 0 when all held, 1 otherwise. Figures: wall time, requests/s, latency percentiles.
 """
 import argparse
-import datetime
 import hashlib
 import json
-import os
-import platform
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,9 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from alledge.device.provenance import provenance  # noqa: E402
 from serve_helpers import post_image, server, write_smears  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def run(n, out):
@@ -47,12 +42,7 @@ def run(n, out):
     paths_match = all(r.get("path") == name for (name, _), (_, r, _) in zip(payloads, replies))
     lat = sorted(t for _, _, t in replies)
     report = {
-        "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--", "device", "tests")),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "cpu": _cpu_model()},
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "provenance": provenance(),
         "server": "alledge serve: waitress, 4 threads, one interpreter",
         "bundle": next((r.get("bundle") for _, r, _ in replies if "bundle" in r), None),
         "images": "distinct 224x224 synthetic smear JPEGs (alledge.train.synth)",
@@ -71,24 +61,6 @@ def run(n, out):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(report, indent=1) + "\n")
     return report
-
-
-def _git(*args):
-    try:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def _cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 def main():
