@@ -45,7 +45,7 @@ TFLITE_PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3
 TFLITE_VENV   := .venv-tflite
 TFLITE_STAMP  := $(TFLITE_VENV)/.installed
 TFLITE_REQS   := 'tflite-runtime==2.14.0' 'numpy>=1.23,<2' 'opencv-python-headless>=4.8,<4.11' \
-                 'click>=8.1' 'pytest>=8'
+                 'click>=8.1' 'pytest>=8' 'simplejpeg>=1.7' 'cryptography>=41'
 TEST_SET      := work/test-set
 
 $(TFLITE_VENV)/bin/python:

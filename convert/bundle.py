@@ -99,7 +99,8 @@ def write_bundle(out_dir, tflite_bytes, manifest_fields, svm_path=None, edgetpu_
         for name, data in contents.items():
             _write_synced(tmp / name, data)
             manifest["files"][name] = hashlib.sha256(data).hexdigest()
-        _write_synced(tmp / dbundle.MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+        _write_synced(tmp / dbundle.MANIFEST,
+                      (json.dumps(dbundle.seal(manifest), indent=1) + "\n").encode())
         dbundle.load_bundle(tmp)  # the device's own checks, before it takes the final name
         _replace_dir(tmp, out_dir)
     except BaseException:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import cv2
 
-from .classify import IMAGE_SUFFIXES
+from .classify import IMAGE_SUFFIXES, shown_path
 from .fileio import atomic_write_json
 from .images import ImageError, read_rgb, to_rgb8
 from .quality import judge, measure
@@ -28,7 +28,8 @@ class CameraError(Exception):
 
 class OpenCvSource:
     def __init__(self, target, live, name):
-        with _quiet_opencv():  # OpenCV logs each backend it tried; we say it in one line
+        # OpenCV logs each backend it tried, FFmpeg its complaints: we say it in one line
+        with _quiet_opencv(), _quiet_stderr():
             self.cap = cv2.VideoCapture(target)
         self.live = live
         self.name = name
@@ -37,7 +38,8 @@ class OpenCvSource:
             raise CameraError(f"cannot open {name}{hint}")
 
     def read(self):
-        ok, frame = self.cap.read()
+        with _quiet_stderr():
+            ok, frame = self.cap.read()
         return to_rgb8(frame, bgr=True) if ok and frame is not None else None
 
     def close(self):
@@ -45,14 +47,24 @@ class OpenCvSource:
 
 
 class FolderSource:
+    """Image files in order: a folder's JPEG/PNG files, or one image file.
+
+    `current` names the file of the last frame (results are logged under it). A file that
+    cannot be read is passed to `on_bad(name, reason)` and skipped: the batch goes on.
+    """
     live = False
 
-    def __init__(self, folder):
-        self.name = str(folder)
-        self.files = sorted(p for p in Path(folder).iterdir()
-                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not self.files:
-            raise CameraError(f"{folder}: folder holds no .jpg/.jpeg/.png images")
+    def __init__(self, folder=None, files=None, on_bad=None):
+        if files is None:
+            files = sorted(str(p) for p in Path(folder).iterdir()
+                           if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise CameraError(f"{shown_path(folder)}: folder holds no .jpg/.jpeg/.png images")
+        self.name = shown_path(folder if folder is not None else files[0])
+        self.files = files
+        self.current = None
+        self.on_bad = on_bad or (lambda name, reason: None)
+        self.bad = 0
         self.next = 0
 
     def read(self):
@@ -60,9 +72,13 @@ class FolderSource:
             path = self.files[self.next]
             self.next += 1
             try:
-                return read_rgb(path)
-            except ImageError:
-                continue  # an unreadable file in a sequence is a dropped frame
+                rgb = read_rgb(path)  # bounded and strict, as for classify
+            except ImageError as e:
+                self.bad += 1
+                self.on_bad(shown_path(path), str(e))
+                continue
+            self.current = shown_path(path)
+            return rgb
         return None
 
     def close(self):
@@ -111,16 +127,41 @@ def _quiet_opencv():
         log.setLogLevel(level)
 
 
-def open_source(camera=None, source=None):
-    """--camera N|picam or --source PATH_OR_URL -> a frame source, or CameraError."""
+@contextmanager
+def _quiet_stderr():
+    """Silence what C libraries (FFmpeg under OpenCV) write to file descriptor 2."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def open_source(camera=None, source=None, on_bad=None):
+    """--camera N|picam or --source PATH_OR_URL -> a frame source, or CameraError.
+
+    `on_bad(name, reason)` hears of each unreadable file of an image folder."""
     if source is not None:
         if "://" in source:
             return OpenCvSource(source, live=True, name=f"stream {source}")
         if os.path.isdir(source):
-            return FolderSource(source)
+            return FolderSource(source, on_bad=on_bad)
         if not os.path.exists(source) and "%" not in source:  # %03d: an image sequence
-            raise CameraError(f"{source}: no such file")
-        return OpenCvSource(source, live=False, name=source)
+            raise CameraError(f"{shown_path(source)}: no such file")
+        if source.lower().endswith(IMAGE_SUFFIXES):  # one image: our strict reader, not FFmpeg
+            try:
+                read_rgb(source)
+            except ImageError as e:
+                raise CameraError(f"{shown_path(source)}: {e}") from None
+            return FolderSource(files=[source])
+        return OpenCvSource(source, live=False, name=shown_path(source))
     camera = "0" if camera is None else str(camera)
     if camera == "picam":
         return PicameraSource()
@@ -154,20 +195,21 @@ def run(src, classifier, thresholds, emit, log=None, count=None, interval=0.0,
         if rgb is None:
             return frames, results, (count is not None or src.live)
         frames += 1
+        origin = getattr(src, "current", None) or src.name  # an image folder: the file
         quality = measure(rgb)
         verdict = judge(quality, thresholds)
         if verdict is not None:
-            emit({"frame": frames, "rejected": verdict[0], "detail": verdict[1],
-                  "quality": quality})
+            emit({"frame": frames, "source": origin, "rejected": verdict[0],
+                  "detail": verdict[1], "quality": quality})
         else:
             result = classifier.classify_rgb(rgb)
-            record = {"frame": frames, "source": src.name, **result,
+            record = {"frame": frames, "source": origin, **result,
                       "bundle": classifier.bundle.id, "quality": quality,
                       "input_sha256": hashlib.sha256(rgb.tobytes()).hexdigest()}
             if save_dir is not None:
                 save_frame(save_dir, frames, rgb, record)
             if log is not None:
-                log.record(result, source=src.name, frame=frames,
+                log.record(result, source=origin, frame=frames,
                            input_sha256=record["input_sha256"],
                            bundle=classifier.bundle.id, quality=quality)
             results += 1

@@ -54,13 +54,16 @@ def capture(camera, source, count, interval, save_dir, as_json, min_brightness, 
     log = open_log(db, enabled=not no_log)
     if save_dir is not None:
         _make_dir(save_dir)
+    emit = lambda r: _emit(r, as_json)  # noqa: E731
     try:
-        src = open_source(camera, source)
+        # a bad file of an image folder is one line, like classify's, and the batch goes on
+        src = open_source(camera, source,
+                          on_bad=lambda name, reason: emit({"source": name, "error": reason}))
     except CameraError as e:
         fail(str(e), exitcodes.NO_CAMERA)
     try:
         frames, results, stopped = run(src, classifier, thresholds,
-                                       emit=lambda r: _emit(r, as_json), log=log, count=count,
+                                       emit=emit, log=log, count=count,
                                        interval=interval, save_dir=save_dir)
     except LogError as e:
         fail(str(e), exitcodes.USAGE)
@@ -74,11 +77,15 @@ def capture(camera, source, count, interval, save_dir, as_json, min_brightness, 
         wanted = f" of {count}" if count else ""
         fail(f"{src.name} stopped delivering frames after {frames}{wanted}; "
              f"{results} results saved", exitcodes.NO_CAMERA)
+    if getattr(src, "bad", 0):
+        sys.exit(exitcodes.SOME_FAILED)  # each bad file was reported on its own line
 
 
 def _emit(record, as_json):
     if as_json:
         click.echo(json.dumps(record))
+    elif "error" in record:
+        click.echo(f"{record['source']}: error: {record['error']}")
     elif "rejected" in record:
         click.echo(f"frame {record['frame']}: rejected, {record['rejected']} "
                    f"({record['detail']})")

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import runtime
 from .bundle import BundleError
-from .images import ImageError, decode_rgb
+from .images import ImageError, decode_rgb, is_regular_file
 from .preprocess import preprocess
 from .svm import SvmError, load_svm
 
@@ -138,20 +138,40 @@ def expand_inputs(args):
 
     A folder gives the JPEG/PNG files directly inside it, sorted; a pattern with * ? [ gives
     its matches, sorted; anything else is taken as a file (a bad one is reported later).
+    An entry named like an image that is not a regular file (a FIFO, a device) is listed
+    with its error, never skipped without a word nor opened (a FIFO would block).
     """
     out = []
     for arg in args:
         if os.path.isdir(arg):
-            files = sorted(p for p in Path(arg).iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
+            names = sorted(p for p in Path(arg).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not names:
                 out.append((arg, "folder holds no .jpg/.jpeg/.png images"))
-            out.extend((str(p), None) for p in files)
-        elif not os.path.exists(arg) and glob.has_magic(arg):
-            matches = sorted(m for m in glob.glob(arg) if os.path.isfile(m))
+            out.extend(_entry(str(p)) for p in names)
+        elif not os.path.lexists(arg) and glob.has_magic(arg):
+            matches = sorted(m for m in glob.glob(arg) if not os.path.isdir(m))
             if not matches:
                 out.append((arg, "pattern matches no files"))
-            out.extend((m, None) for m in matches)
+            out.extend(_entry(m) for m in matches)
         else:
             out.append((arg, None))
     return out
+
+
+def _entry(path):
+    if is_regular_file(path):
+        return path, None
+    return path, "not a regular file (a FIFO, device or broken link): skipped"
+
+
+def shown_path(path):
+    """A path as one printable line of valid UTF-8, for output and the results log.
+
+    File names are bytes on Linux: a name that is not UTF-8 arrives with surrogate escapes
+    (os.fsdecode), which can be neither printed nor stored in SQLite. Such bytes are shown
+    as \\xff, control characters (a newline in a name) as their escapes.
+    """
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -5,7 +5,8 @@ import sys
 import click
 
 from . import exitcodes
-from .classify import classify_data, error_record, expand_inputs, format_record, sha256_bytes
+from .classify import (classify_data, error_record, expand_inputs, format_record, sha256_bytes,
+                       shown_path)
 from .cli import fail
 from .images import ImageError, read_file
 from .options import (bundle_option, db_option, delegate_option, no_log_option,
@@ -34,15 +35,16 @@ def classify(images, bundle_dir, as_json, threads, delegate, db, no_log):
         data = None
         if error is None:
             try:
-                data = read_file(path)
+                data = read_file(path)  # bounded: size cap, regular files only
             except ImageError as e:
                 error = str(e)
-        record = error_record(path, error) if error else classify_data(classifier, data, path)
+        name = shown_path(path)  # the real path opens the file; this one is shown and logged
+        record = error_record(name, error) if error else classify_data(classifier, data, name)
         if "error" in record:
             failed += 1
         elif log is not None:
             try:
-                log.record(record, source=path, input_sha256=sha256_bytes(data),
+                log.record(record, source=name, input_sha256=sha256_bytes(data),
                            bundle=classifier.bundle.id)
             except LogError as e:
                 fail(str(e), exitcodes.USAGE)

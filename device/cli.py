@@ -28,6 +28,20 @@ LAZY_COMMANDS = {
 
 
 class LazyGroup(click.Group):
+    def main(self, args=None, prog_name=None, **extra):
+        """Click's own error handling prints a four-line usage block; a bad flag here is the
+        documented one line `error: ...` and exit 2, like every other refusal."""
+        try:
+            code = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            fail(f"{_one_line(e.format_message())}{hint}", exitcodes.USAGE)
+        except click.ClickException as e:
+            fail(_one_line(e.format_message()), e.exit_code)
+        except click.exceptions.Abort:
+            fail("aborted", 130)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def list_commands(self, ctx):
         return sorted(LAZY_COMMANDS)
 
@@ -49,6 +63,10 @@ def _missing_extra_command(name, extra, missing):
         fail(f"'alledge {name}' needs the {extra} extra ({missing} is not installed): "
              f"pip install 'alledge[{extra}]'", exitcodes.USAGE)
     return stub
+
+
+def _one_line(text):
+    return " ".join(text.split())
 
 
 def fail(message, code):

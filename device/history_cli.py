@@ -1,5 +1,6 @@
 """`alledge history [--json] [--limit N] [--db PATH]`: the results log, newest first."""
 import json
+from pathlib import Path
 
 import click
 
@@ -16,24 +17,30 @@ from .results_log import LogError, ResultsLog, default_path
 @db_option
 def history(as_json, limit, db):
     """List logged classifications, newest first."""
-    path = db or default_path()
-    if not path or not _exists(path):
+    path = Path(db) if db else default_path()
+    if not path.is_file():
         fail(f"{path}: no results log yet (classify or capture something first)",
              exitcodes.USAGE)
     try:
-        rows = ResultsLog(path).recent(limit)
+        log = ResultsLog(path)
+        rows, total = log.recent(limit), log.count()
     except LogError as e:
         fail(str(e), exitcodes.USAGE)
     for row in rows:
-        if as_json:
-            click.echo(json.dumps(row))
-        else:
-            where = row["source"] if row["frame"] is None else f"{row['source']} #{row['frame']}"
-            p = row["probabilities"].get(row["label"], float("nan"))
-            click.echo(f"{row['time']}  {row['label']:<7} {p:.3f}  {row['latency_ms']:.1f} ms  "
-                       f"{where}  [{row['bundle']}]")
+        click.echo(json.dumps(row) if as_json else format_row(row))
+    if total > len(rows) and not as_json:  # --json stays one object per line
+        click.echo(f"(showing the newest {len(rows)} of {total} results; --limit N for more)")
 
 
-def _exists(path):
-    from pathlib import Path
-    return Path(path).is_file()
+def format_row(row):
+    """One line: time, status or label with its probability, latency, source, bundle.
+    Any field may be missing or odd in an old or foreign row; the line is still printed."""
+    where = row["source"] if row["frame"] is None else f"{row['source']} #{row['frame']}"
+    status = row.get("status") or "ok"
+    probs = row["probabilities"] if isinstance(row["probabilities"], dict) else {}
+    p = probs.get(row["label"])
+    what = row["label"] if status == "ok" and row["label"] else status
+    score = f"{p:.3f}" if isinstance(p, (int, float)) else "  -  "
+    latency = row["latency_ms"]
+    ms = f"{latency:.1f} ms" if isinstance(latency, (int, float)) else "- ms"
+    return f"{row['time']}  {what:<13} {score}  {ms}  {where}  [{row['bundle']}]"

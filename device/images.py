@@ -1,18 +1,33 @@
 """Reading image files safely: sniff the header, refuse what we cannot trust, decode to RGB.
 
 Only JPEG and PNG are accepted: that is what microscope cameras and the dataset produce.
-The header is parsed before decoding so an over-large image (a decompression bomb) is
-refused without allocating its pixels, and so a CMYK JPEG or a truncated file is named
-rather than silently decoded into something the model never saw.
+Every read is bounded: only regular files are opened (a FIFO or /dev/zero would hang or
+never end), their size is checked before reading, and the header is parsed before decoding
+so an over-large image (a decompression bomb) is refused without allocating its pixels, and
+so a CMYK JPEG or a truncated file is named rather than silently decoded into something the
+model never saw. Decoding is strict: corrupt data is an error, not a picture.
 """
+import os
+import stat
 import struct
+import zlib
 
 import cv2
 import numpy as np
+import simplejpeg
+
+from .messages import first_line
 
 # 40 megapixels: well above any microscope camera frame (a 12 MP Pi HQ camera frame is
 # 4056x3040), far below what would exhaust a Pi's memory once decoded (40 MP RGB = 120 MB).
 MAX_PIXELS = 40_000_000
+# The decoded array, width x height x channels x bytes per sample, before conversion to
+# 8-bit RGB: the 120 MB of a 40 MP RGB image. A 16-bit RGBA PNG (8 bytes a pixel) may have
+# 15 MP; peak memory stays near twice this budget plus the interpreter's.
+MAX_DECODED_BYTES = 120_000_000
+# A file larger than the largest image we would decode cannot be one we accept: refuse it
+# before reading (a 40 MP PNG stored without compression is 120 MB).
+MAX_FILE_BYTES = 128 * 1024 * 1024
 
 
 class ImageError(ValueError):
@@ -93,16 +108,48 @@ def check_header(data):
             "too-large",
             f"image is {width}x{height} = {width * height} pixels, over the {MAX_PIXELS} limit",
         )
+    decoded = width * height * channels * (2 if depth > 8 else 1)
+    if decoded > MAX_DECODED_BYTES:
+        raise ImageError(
+            "too-large",
+            f"image is {width}x{height}, {channels} channels of {depth} bits: {decoded} bytes "
+            f"decoded, over the {MAX_DECODED_BYTES} byte memory budget",
+        )
     if fmt == "jpeg" and channels == 4:
         raise ImageError("wrong-mode", "CMYK JPEG rejected: convert it to RGB first")
     return fmt, width, height, channels, depth
 
 
 def decode_rgb(data):
-    """Decode JPEG/PNG bytes to an HxWx3 uint8 RGB array, or raise ImageError."""
-    check_header(data)
-    buf = np.frombuffer(data, dtype=np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    """Decode JPEG/PNG bytes to an HxWx3 uint8 RGB array, or raise ImageError.
+
+    Strict: a decoder warning (corrupt entropy data, a premature end, a bad CRC, zlib data
+    that does not match the header) is an error, never a guessed picture. One function per
+    format below, so scaled decoding (a `reduce` factor: JPEG's DCT-domain 1/2, 1/4, 1/8)
+    can be added to them without changing this entry point.
+    """
+    fmt, width, height, channels, depth = check_header(data)
+    if fmt == "jpeg":
+        return _decode_jpeg(data, depth)
+    return _decode_png(data)
+
+
+def _decode_jpeg(data, depth):
+    if depth != 8:
+        raise ImageError("wrong-mode", f"{depth}-bit JPEG is not supported (8-bit only)")
+    # libjpeg-turbo through simplejpeg: the same library and settings (accurate integer DCT,
+    # smooth upsampling) as OpenCV's decoder, so the pixels are the ones the models were
+    # trained on (identical on all 3256 dataset images), but strict=True turns libjpeg's
+    # warnings into errors where OpenCV only prints them and returns a grey-filled image.
+    try:
+        return simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+    except ValueError as e:
+        raise ImageError("corrupt", f"image data is corrupt ({first_line(e)})") from None
+
+
+def _decode_png(data):
+    png_stream_check(data)  # libpng would quietly accept some of what this refuses
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageError("corrupt", "image data is corrupt (decoder failed)")
     return to_rgb8(img, bgr=True)
@@ -111,7 +158,8 @@ def decode_rgb(data):
 def to_rgb8(img, bgr=True):
     """Bring any decoded array (gray, gray+alpha, BGR(A), 8/16-bit) to HxWx3 uint8 RGB."""
     if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
+        np.right_shift(img, 8, out=img)  # in place: one less full-size copy of a big PNG
+        img = img.astype(np.uint8)
     elif img.dtype != np.uint8:
         raise ImageError("wrong-mode", f"unsupported pixel type {img.dtype}")
     if img.ndim == 2:
@@ -126,19 +174,121 @@ def to_rgb8(img, bgr=True):
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if bgr else img.copy()
 
 
-def read_file(path):
-    """File contents, or ImageError naming why they cannot be read."""
+def read_file(path, limit=MAX_FILE_BYTES):
+    """File contents, or ImageError naming why they cannot be read.
+
+    Bounded: the file is opened without blocking and must be a regular file (a FIFO would
+    wait forever, /dev/zero never ends), its size is checked before reading, and its first
+    bytes must be a JPEG or PNG signature before the rest is read.
+    """
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except IsADirectoryError:
         raise ImageError("not-file", "is a directory") from None
     except FileNotFoundError:
         raise ImageError("missing", "no such file") from None
     except OSError as e:
         raise ImageError("unreadable", f"cannot read file: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError("not-file", f"is {_file_kind(st.st_mode)}, not a regular file")
+        if st.st_size > limit:
+            raise ImageError("too-large", f"file is {st.st_size} bytes, over the {limit} "
+                                          "byte limit for an image")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            head = f.read(8)
+            if head and not is_image_signature(head):
+                raise ImageError("not-image", "not a JPEG or PNG image")
+            return head + f.read(limit + 1 - len(head))  # never more than the limit
+    except OSError as e:
+        raise ImageError("unreadable", f"cannot read file: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def is_image_signature(head):
+    return head[:8] == b"\x89PNG\r\n\x1a\n" or head[:3] == b"\xff\xd8\xff"
+
+
+def is_regular_file(path):
+    """True for a regular file (following links); FIFOs, devices, sockets, folders: False."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _file_kind(mode):
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
 
 
 def read_rgb(path):
     """Read an image file to HxWx3 uint8 RGB, or raise ImageError (also for I/O errors)."""
     return decode_rgb(read_file(path))
+
+
+# PNG: the zlib stream is checked before libpng sees it. libpng (through OpenCV) accepts
+# image data that ends early or runs on past what the header describes; the second is the
+# zlib bomb (a 3 MB file inflating to gigabytes). Inflating here in bounded pieces, with
+# every chunk's CRC checked, costs one extra inflate of at most MAX_DECODED_BYTES.
+_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # per pixel in the file, by colour type
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+          (0, 1, 1, 2))  # (x0, y0, dx, dy) of the seven interlace passes
+
+
+def png_stream_check(data):
+    """Raise ImageError unless every chunk's CRC is right and the IDAT data inflates to
+    exactly the filtered-scanline size the header gives."""
+    width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    expected = _png_raw_size(width, height, _SAMPLES[colour_type] * depth, interlace)
+    inflater = zlib.decompressobj()
+    produced = 0
+    i = 8
+    while i + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[i:i + 4])
+        kind, body = data[i + 4:i + 8], data[i + 8:i + 8 + length]
+        if i + 12 + length > len(data):
+            raise ImageError("truncated", "PNG chunk runs past the end of the file")
+        (crc,) = struct.unpack(">I", data[i + 8 + length:i + 12 + length])
+        if zlib.crc32(kind + body) != crc:
+            raise ImageError("corrupt", f"PNG {kind.decode('latin-1')!r} chunk fails its CRC")
+        if kind == b"IDAT":
+            produced += _inflate_bounded(inflater, body, expected - produced)
+            if produced > expected:  # the bomb: stop inflating at once
+                raise ImageError("corrupt", f"PNG image data inflates to more than the "
+                                            f"{expected} bytes its {width}x{height} header gives")
+        if kind == b"IEND":
+            break
+        i += 12 + length
+    if not inflater.eof or produced != expected:
+        raise ImageError("corrupt", f"PNG image data is incomplete ({produced} of the "
+                                    f"{expected} bytes its {width}x{height} header gives)")
+
+
+def _inflate_bounded(inflater, body, room):
+    """Inflate `body` in 1 MB pieces; stop as soon as more than `room` bytes came out."""
+    produced = 0
+    try:
+        chunk = inflater.decompress(body, 1 << 20)
+        while True:
+            produced += len(chunk)
+            if produced > room or not inflater.unconsumed_tail:
+                return produced
+            chunk = inflater.decompress(inflater.unconsumed_tail, 1 << 20)
+    except zlib.error as e:
+        raise ImageError("corrupt", f"PNG image data is corrupt ({e})") from None
+
+
+def _png_raw_size(width, height, bits_per_pixel, interlace):
+    def rows(w, h):  # each row: one filter-type byte, then the packed samples
+        return h * (1 + (w * bits_per_pixel + 7) // 8) if w and h else 0
+    if not interlace:
+        return rows(width, height)
+    return sum(rows(max(0, (width - x0 + dx - 1) // dx), max(0, (height - y0 + dy - 1) // dy))
+               for x0, y0, dx, dy in _ADAM7)
