@@ -18,13 +18,14 @@ DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
 .PHONY: help venv venv-tflite test test-tflite demo demo-data demo-check demo-split demo-train demo-report demo-classify \
-        reproduce reproduce-paper reproduce-grouped bench clean-demo
+        reproduce reproduce-paper reproduce-grouped bench clean-demo eval-default measure check-claims
 
 help:
 	@echo "make test                 run the tests (creates .venv when missing)"
 	@echo "make test-tflite          the device tests again on tflite-runtime + numpy<2 (.venv-tflite)"
 	@echo "make demo                 synthetic set -> check -> split -> train -> convert -> report -> classify, in $(DEMO)/"
 	@echo "make reproduce DATA=DIR   the whole study on the real dataset, results into results/"
+	@echo "make check-claims         every README figure re-derived from results/"
 
 # --- the virtual environment -------------------------------------------------------------
 
@@ -130,6 +131,28 @@ bench: $(STAMP)
 
 clean-demo:
 	rm -rf $(DEMO)
+
+# --- measurements behind the figures and the tests' floors ---------------------------------
+
+# The shipped default bundle on the paper split's test images, through the device code path:
+# results/default/paper-test.json (tests/test_default_bundle_real.py holds the bundle to it,
+# the README quotes it). Re-run whenever device/bundles/default changes.
+eval-default: $(STAMP)
+	$(BIN)/alledge evaluate --data $(DATA) --split results/splits/paper.csv --subset test \
+	    --out results/default/paper-test.json
+
+# The tests whose floors are measurements re-measure them: results/measurements/<module>.json.
+MEASURE_TESTS := tests/test_data_synth.py::test_learnable_but_not_trivial \
+    tests/test_train.py::test_colour_baseline_reaches_well_above_chance_on_the_synthetic_set \
+    tests/test_convert.py::test_int8_predictions_agree_with_float32 \
+    tests/test_lite_port.py tests/test_convert_real.py \
+    tests/test_default_bundle_real.py::test_tensorflow_lite_the_last_fallback_runs_the_shipped_bundle
+measure: $(STAMP)
+	ALLEDGE_RECORD_MEASUREMENTS=1 ALLEDGE_DATA=$(abspath $(DATA)) $(BIN)/pytest -q $(MEASURE_TESTS)
+
+# Every README figure that results/ holds, re-derived from the files (tests/test_claims.py).
+check-claims: $(STAMP)
+	$(BIN)/pytest -q tests/test_claims.py tests/test_provenance.py
 
 # --- reproducing the committed results on the real dataset ---------------------------------
 # Hours on a 2-core CPU: the Improved CNN trains twice (both splits), Lite0-2 extract features

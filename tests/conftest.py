@@ -3,6 +3,7 @@
 Tests that use `real_data` are marked `realdata` automatically (`pytest -m "not realdata"`
 leaves them out). Without ALLEDGE_DATA they skip, except under CI=true, where they fail.
 """
+import json
 import os
 from pathlib import Path
 
@@ -77,3 +78,54 @@ def trained(tmp_path_factory, synth_data):
                        split_file=str(split))
     return {"data": synth_data, "split": split, "split_id": split_id, "models": models,
             "rows": rows}
+
+
+# --- measured floors -------------------------------------------------------------------------
+# A test's floor or tolerance is a committed measurement plus or minus a stated margin. The
+# measurements live in results/measurements/<test module>.json ({"values": {name: value},
+# "provenance": ...}); `make measure` (ALLEDGE_RECORD_MEASUREMENTS=1) re-measures them by
+# running the same tests, which then record what they measured before they assert.
+MEASUREMENTS = Path(__file__).resolve().parent.parent / "results" / "measurements"
+_recorded = {}
+
+
+def _recording():
+    return os.environ.get("ALLEDGE_RECORD_MEASUREMENTS", "") == "1"
+
+
+@pytest.fixture
+def measured(request):
+    """measured(name, value) -> the committed value of measurement `name` of this test module.
+
+    With ALLEDGE_RECORD_MEASUREMENTS=1, `value` is recorded first (written at the session's
+    end) and returned. A missing measurement is a failure, never a skip.
+    """
+    module = Path(request.node.fspath).stem
+
+    def get(name, value):
+        if _recording():
+            _recorded.setdefault(module, {})[name] = value
+            return value
+        path = MEASUREMENTS / f"{module}.json"
+        values = json.loads(path.read_text())["values"] if path.is_file() else {}
+        if name not in values:
+            pytest.fail(f"no measurement {name!r} in {path}: run `make measure`")
+        return values[name]
+    return get
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not (_recording() and _recorded):
+        return
+    import shlex
+    import sys
+    from alledge.device.fileio import atomic_write_json
+    from alledge.device.provenance import provenance
+    MEASUREMENTS.mkdir(parents=True, exist_ok=True)
+    command = ("ALLEDGE_RECORD_MEASUREMENTS=1 pytest "
+               + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    for module, values in _recorded.items():
+        path = MEASUREMENTS / f"{module}.json"
+        old = json.loads(path.read_text())["values"] if path.is_file() else {}
+        atomic_write_json(path, {"values": {**old, **values},
+                                 "provenance": provenance(command=command)})

@@ -22,7 +22,13 @@ def test_default_bundle_verifies_and_says_where_it_came_from():
     assert m["split_id"] == hashlib.sha256(SPLIT.read_bytes()).hexdigest()
     assert m["metrics"]["n"] == 977  # evaluated on the whole paper test split
     assert m["source_model"]["backbone"] == "efficientnet-lite0"
-    assert m["metrics"]["accuracy"] > 0.95
+    # the manifest's own figure (no hash covers it) must agree with the measurement of this very
+    # bundle, results/default/paper-test.json "accuracy" (`make eval-default`), within 0.5
+    # points; tests/test_default_bundle_real.py re-measures the bundle itself on all 977 images
+    measured = json.loads(Path("results/default/paper-test.json").read_text())
+    assert measured["bundle"] == b.id
+    assert abs(m["metrics"]["accuracy"] - measured["accuracy"]) <= 0.005 or \
+        abs(m["metrics"]["accuracy"] - measured["accuracy_answered"]) <= 0.005
 
 
 def test_classify_without_bundle_option_uses_the_default_on_a_real_image(real_data, tmp_path):
@@ -33,6 +39,6 @@ def test_classify_without_bundle_option_uses_the_default_on_a_real_image(real_da
                         "--json"], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.splitlines()[0])
-    assert out["label"] in ("Benign", "Early", "Pre", "Pro")
+    assert out["label"] == "Pro"  # a training image of the bundle's split: it must know it
     assert abs(sum(out["probabilities"].values()) - 1) < 0.02
     assert out["bundle"].startswith("efficientnet-lite0-svm-int8")
