@@ -112,7 +112,7 @@ class SessionStore:
     def history(self, session_id=None, limit=100):
         """Logged results, newest first, with their session, status and thumbnail flag."""
         sql = ("SELECT r.id, r.time, r.source, r.frame, r.input_sha256, r.bundle, r.label, "
-               "r.probabilities, r.latency_ms, f.session_id, f.status, f.reason, "
+               "r.probabilities, r.latency_ms, f.session_id, r.status, f.reason, "
                "t.result_id IS NOT NULL FROM results r "
                "LEFT JOIN fields f ON f.result_id = r.id "
                "LEFT JOIN thumbnails t ON t.result_id = r.id ")
@@ -127,8 +127,7 @@ class SessionStore:
         out = []
         for row in self._read(sql, params):
             d = dict(zip(keys, row))
-            d["probabilities"] = json.loads(d["probabilities"])
-            d["status"] = d["status"] or "ok"  # results logged by the CLI: labelled, so ok
+            d["probabilities"] = json.loads(d["probabilities"]) if d["probabilities"] else {}
             d["thumbnail"] = bool(d["thumbnail"])
             out.append(d)
         return out

@@ -15,6 +15,7 @@ import json
 import re
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
@@ -47,41 +48,39 @@ def create_app(classifier, db_path, live=None, token=None, max_upload=20 << 20,
     pages = {name: resources.files("alledge.device").joinpath("web", name).read_bytes()
              for name in STATIC}
     infer_lock = threading.Lock()   # one interpreter: one inference at a time
-    local = threading.local()       # SQLite connections belong to the thread that made them
-
-    def log():
-        if getattr(local, "log", None) is None:
-            local.log = ResultsLog(db_path)
-            local.store = SessionStore(db_path)
-        return local.log
-
-    def store():
-        log()
-        return local.store
+    db = LogThread(db_path)
 
     def classify(data, path):
         with infer_lock:
             return classify_data(classifier, data, path)
 
-    def keep(record, session_id, source, frame, sha, quality, rgb_for_thumb):
-        """Log a result as the CLI does, then its field and thumbnail; returns the result id."""
-        result_id = None
-        if "error" not in record and record.get("label"):
-            lg = log()
-            lg.record(record, source=source, frame=frame, input_sha256=sha,
-                      bundle=classifier.bundle.id, quality=quality)
-            # the thread's own connection: its last insert is this one, whoever else writes
-            result_id = lg.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            if rgb_for_thumb is not None:
-                store().put_thumbnail(result_id, thumbnail(rgb_for_thumb))
-        store().add_field(record, session_id=session_id, result_id=result_id)
-        return result_id
+    def keep(record, session_id, source, frame, sha, quality, rgb_for_thumb, log_it=True):
+        """Log a record as the CLI does (all but errors), then its field and thumbnail;
+        returns the id of its row in the results log, or None."""
+        logged = log_it and "error" not in record
+        thumb = thumbnail(rgb_for_thumb) if logged and rgb_for_thumb is not None else None
+
+        def write(log, store):
+            result_id = None
+            if logged:
+                log.record(record, source=source, frame=frame, input_sha256=sha,
+                           bundle=classifier.bundle.id, quality=quality)
+                # one connection, one thread: its last insert is this one
+                result_id = log.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+                if thumb is not None:
+                    store.put_thumbnail(result_id, thumb)
+            store.add_field(record, session_id=session_id, result_id=result_id)
+            return result_id
+        return db.run(write)
+
+    def store_call(method, *args, **kwargs):
+        return db.run(lambda log, store: getattr(store, method)(*args, **kwargs))
 
     def session_param():
         value = bottle.request.query.get("session") or bottle.request.forms.get("session")
         if not value:
             return None
-        if not value.isdigit() or store().session(int(value)) is None:
+        if not value.isdigit() or store_call("session", int(value)) is None:
             raise bottle.HTTPError(404, f"no session {value!r}")
         return int(value)
 
@@ -128,7 +127,9 @@ def create_app(classifier, db_path, live=None, token=None, max_upload=20 << 20,
             reason, detail = frame["verdict"]
             record = {"path": path, "status": "rejected", "reason": f"{reason}: {detail}",
                       "quality": frame["quality"]}
-            keep(record, session_id, frame["source"], frame["number"], None, None, None)
+            # as `alledge capture`: a frame the gate rejects is not logged (a field, though)
+            keep(record, session_id, frame["source"], frame["number"], None, None, None,
+                 log_it=False)
             return json_line(record, 200)
         rgb = frame["rgb"]
         # lossless, fast: the record must come from the same bytes -> record path as a file
@@ -167,18 +168,18 @@ def create_app(classifier, db_path, live=None, token=None, max_upload=20 << 20,
         planned = form.get("fields") or "10"
         if not planned.isdigit() or not 1 <= int(planned) <= 1000:
             raise bottle.HTTPError(400, "fields must be a whole number from 1 to 1000")
-        return store().start_session(name, int(planned))
+        return store_call("start_session", name, int(planned))
 
     @app.get("/api/sessions")
     def api_sessions():
-        return {"sessions": store().sessions()}
+        return {"sessions": store_call("sessions")}
 
     @app.get("/api/sessions/<sid:int>")
     def api_session(sid):
-        s = store().session(sid)
+        s = store_call("session", sid)
         if s is None:
             raise bottle.HTTPError(404, f"no session {sid}")
-        fields = store().fields(sid)
+        fields = store_call("fields", sid)
         return {"session": s, "fields": fields,
                 "summary": summarize([f["record"] for f in fields])}
 
@@ -213,12 +214,12 @@ def create_app(classifier, db_path, live=None, token=None, max_upload=20 << 20,
         session = q.get("session") or None
         if session is not None and not session.isdigit():
             raise bottle.HTTPError(400, "session must be a session id")
-        return store().history(session_id=session and int(session),
-                               limit=min(int(limit), MAX_HISTORY))
+        return store_call("history", session_id=session and int(session),
+                          limit=min(int(limit), MAX_HISTORY))
 
     @app.get("/api/thumbs/<rid:int>")
     def api_thumb(rid):
-        jpeg = store().thumbnail(rid)
+        jpeg = store_call("thumbnail", rid)
         if jpeg is None:
             raise bottle.HTTPError(404, f"no thumbnail for result {rid}")
         bottle.response.content_type = "image/jpeg"
@@ -245,6 +246,25 @@ def create_app(classifier, db_path, live=None, token=None, max_upload=20 << 20,
         app.error(code)(error_json)
     app.add_hook("after_request", _no_sniff)
     return guard(app, token=token, max_upload=max_upload, loopback=loopback)
+
+
+class LogThread:
+    """The results log and the session tables, opened once and used from one thread.
+
+    SQLite's file locks belong to the process: opening another connection to the log (the
+    log checks the file's header with open and close) could drop the locks that this
+    process's other connections hold. So the app keeps one connection of each, on one
+    thread; SQLite serializes writes anyway, and these are small.
+    """
+
+    def __init__(self, db_path):
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alledge-log")
+        self.log, self.store = self.pool.submit(
+            lambda: (ResultsLog(db_path), SessionStore(db_path))).result()
+
+    def run(self, fn):
+        """fn(log, store) on the log's thread; its result or its exception."""
+        return self.pool.submit(fn, self.log, self.store).result()
 
 
 def json_line(record, status, result_id=None):
