@@ -26,23 +26,32 @@ def _quiet_tf():
 @click.option("--calibration", default=200, show_default=True, type=click.IntRange(1),
               help="int8 calibration images, drawn stratified from the training split.")
 @click.option("--no-eval", is_flag=True, help="Do not evaluate the bundle on the test split.")
-def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no_eval):
+@click.option("--sign", "sign_key", type=click.Path(dir_okay=False), default=None,
+              help="Sign the bundle with this Ed25519 private key ('alledge keys new').")
+def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no_eval,
+            sign_key):
     """Quantize a trained model directory to a verified TFLite bundle."""
     _quiet_tf()
     require("tensorflow", "train")
     from .build import ConvertError, build_bundle
+    from .sign import SignError, load_private_key, sign_bundle
     if edgetpu and quant != "int8":
         fail("--edgetpu needs --quant int8 (the Edge TPU runs full-integer models only)",
              exitcodes.USAGE)
+    try:  # a bad key is found before the conversion, not after it
+        key = load_private_key(sign_key) if sign_key else None
+    except SignError as e:
+        fail(str(e), exitcodes.USAGE)
     try:
         manifest = build_bundle(model_dir, out, quant, data_dir=data_dir, split_csv=split_csv,
                                 calibration=calibration, edgetpu=edgetpu, evaluate=not no_eval,
                                 log=lambda m: click.echo(m, err=True))
     except ConvertError as e:
         fail(str(e), e.code)
+    signed = f", signed by key {sign_bundle(out, key)}" if key is not None else ""
     m = manifest.get("metrics") or {}
     acc = f", test accuracy {m['accuracy']:.4f}" if "accuracy" in m else ""
-    click.echo(f"wrote {out} ({manifest['kind']}, {quant}{acc})")
+    click.echo(f"wrote {out} ({manifest['kind']}, {quant}{acc}{signed})")
 
 
 @click.command()

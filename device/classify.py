@@ -37,6 +37,11 @@ class Classifier:
             raise BundleError(f"{model}: input size {runtime.input_size(self.interpreter)} "
                               f"does not match the manifest's {self.size}")
         self.svm = self._load_svm() if bundle.kind == "svm" else None
+        if self.svm is None:  # at load, not mid-batch: a CNN gives one output per class
+            n_out = int(runtime.output_details(self.interpreter)["shape"][-1])
+            if n_out != len(bundle.classes):
+                raise BundleError(f"{model}: model gives {n_out} outputs for the manifest's "
+                                  f"{len(bundle.classes)} classes")
 
     def _load_svm(self):
         try:
