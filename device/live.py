@@ -12,7 +12,7 @@ import time
 import cv2
 
 from .capture import CameraError, read_frame
-from .quality import judge, measure
+from .quality import judge, measure, thresholds_dict
 
 PREVIEW_SIDE = 640     # the preview JPEG's longer side; the full frame is kept for capture
 PREVIEW_QUALITY = 80
@@ -63,7 +63,8 @@ class LiveView:
             return {"source": self.src.name if self.src else None, "error": self.error,
                     "frame": f["number"] if f else None,
                     "quality": f["quality"] if f else None,
-                    "verdict": _verdict_words(f["verdict"]) if f else None}
+                    "verdict": _verdict_words(f["verdict"]) if f else None,
+                    "thresholds": thresholds_dict(self.thresholds)}
 
     def close(self):
         self.stopping.set()

@@ -4,6 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 let session = null;          // the open slide session {id, name, planned}
+let bestFocus = 0;           // the sharpest live frame seen, for the focus meter's scale
 
 function el(tag, text, cls) {
   const e = document.createElement(tag);
@@ -138,8 +139,16 @@ async function updateGate() {
       : "Would be rejected: " + s.verdict.reason + " (" + s.verdict.detail + ")";
   }
   if (s.quality) {
-    $("focus").value = Math.min(s.quality.sharpness, 500);
-    $("focus-value").textContent = s.quality.sharpness.toFixed(0);
+    // scaled to the sharpest frame seen so far: turn the focus knob until the bar peaks
+    const v = s.quality.sharpness;
+    bestFocus = Math.max(bestFocus, v);
+    const m = $("focus");
+    m.max = Math.max(100, bestFocus * 1.1);
+    m.optimum = m.max;
+    m.low = s.thresholds.min_sharpness;
+    m.value = v;
+    $("focus-value").textContent = v.toFixed(0) + " (sharpest so far " + bestFocus.toFixed(0) +
+      "; below " + s.thresholds.min_sharpness + " is out of focus)";
   }
 }
 
