@@ -17,12 +17,15 @@ RUNS   := runs
 DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-tflite test test-tflite demo demo-data demo-check demo-split demo-train demo-report demo-classify \
-        reproduce reproduce-paper reproduce-grouped bench clean-demo eval-default measure check-claims
+.PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi demo demo-data demo-check demo-split demo-train demo-report demo-classify \
+        reproduce reproduce-paper reproduce-grouped bench clean-demo eval-default measure measure-tflite check-claims
 
 help:
 	@echo "make test                 run the tests (creates .venv when missing)"
 	@echo "make test-tflite          the device tests again on tflite-runtime + numpy<2 (.venv-tflite)"
+	@echo "make test-litert1         the device tests again on the oldest LiteRT allowed (.venv-litert1)"
+	@echo "make pi-wheels            the device part resolves to aarch64 wheels (Raspberry Pi OS)"
+	@echo "make test-pi              the device part on emulated arm64 Debian; results/pi/"
 	@echo "make demo                 synthetic set -> check -> split -> train -> convert -> report -> classify, in $(DEMO)/"
 	@echo "make reproduce DATA=DIR   the whole study on the real dataset, results into results/"
 	@echo "make check-claims         every README figure re-derived from results/"
@@ -82,6 +85,44 @@ test-tflite: $(STAMP) $(TFLITE_STAMP)
 	    tests/test_device_tflite_runtime.py || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; \
 	exit $$rc
+
+# --- the Raspberry Pi: its wheels, its oldest runtime, its OS and CPU (emulated) ------------
+
+# The device tests on the oldest LiteRT the `device` extra allows (what a Pi gets is 1.4, the
+# newest with aarch64 wheels; x86 gets 2.x): .venv-litert1 holds alledge[device] with that
+# LiteRT pinned, and runs the real CLI on the main environment's test set.
+LITERT_OLDEST := 1.2.0
+LITERT1_VENV  := .venv-litert1
+LITERT1_STAMP := $(LITERT1_VENV)/.installed
+
+$(LITERT1_STAMP): pyproject.toml Makefile
+	@test -x $(LITERT1_VENV)/bin/python || $(TFLITE_PYTHON) -m venv $(LITERT1_VENV)
+	$(LITERT1_VENV)/bin/python -m pip install 'ai-edge-litert==$(LITERT_OLDEST)' -e '.[device]' 'pytest>=8'
+	touch $@
+
+test-litert1: $(STAMP) $(LITERT1_STAMP)
+	@echo "writing the test set into $(TEST_SET) (log: $(TEST_SET).log)"
+	@mkdir -p $(dir $(TEST_SET))
+	@$(BIN)/python tests/bundles.py $(TEST_SET) > $(TEST_SET).log 2>&1 || { \
+	    tail -n 30 $(TEST_SET).log; echo "error: cannot write the test set"; exit 1; }
+	@rc=0; ALLEDGE_TEST_BUNDLES=$(abspath $(TEST_SET)) ALLEDGE_EXPECT_RUNTIME=ai_edge_litert \
+	    $(LITERT1_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	    tests/test_device_tflite_runtime.py || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; \
+	exit $$rc
+
+# The core + device requirements as aarch64 CPython 3.11/3.12 wheels, interpreter included
+# (seconds; CI runs it).
+pi-wheels: $(STAMP)
+	bash tests/pi/resolve_wheels.sh $(BIN)/python
+
+# A Debian bookworm arm64 userland under qemu-aarch64-static (cached in ~/.cache/alledge;
+# apt as root the first time): alledge from HEAD installed from aarch64 wheels, info,
+# classify --json on 60 paper-split test images, bench; the probabilities compared with this
+# machine's. Writes results/pi/emulated-aarch64.json. Emulated timings are not a Pi's.
+PI_ARGS ?=
+test-pi: $(STAMP)
+	$(BIN)/python tests/pi/emulated_run.py $(PI_ARGS)
 
 # --- the demo: each step a target, so later steps (train, convert, report, classify)
 # --- can be appended as demo-train: demo-split, and so on, and `demo` pointed at the last.
@@ -149,6 +190,15 @@ MEASURE_TESTS := tests/test_data_synth.py::test_learnable_but_not_trivial \
     tests/test_default_bundle_real.py::test_tensorflow_lite_the_last_fallback_runs_the_shipped_bundle
 measure: $(STAMP)
 	ALLEDGE_RECORD_MEASUREMENTS=1 ALLEDGE_DATA=$(abspath $(DATA)) $(BIN)/pytest -q $(MEASURE_TESTS)
+
+# The shipped bundle under tflite-runtime vs ai-edge-litert on real images: the measurement
+# behind that test's tolerance (results/measurements/test_device_tflite_runtime.json).
+measure-tflite: $(STAMP) $(TFLITE_STAMP)
+	@mkdir -p $(dir $(TEST_SET))
+	ALLEDGE_DATA=$(abspath $(DATA)) $(BIN)/python tests/bundles.py $(TEST_SET) > $(TEST_SET).log 2>&1
+	ALLEDGE_RECORD_MEASUREMENTS=1 ALLEDGE_TEST_BUNDLES=$(abspath $(TEST_SET)) \
+	    ALLEDGE_EXPECT_RUNTIME=tflite_runtime $(TFLITE_VENV)/bin/python -m pytest -q \
+	    -p no:cacheprovider tests/test_device_tflite_runtime.py -k shipped_bundle
 
 # Every README figure that results/ holds, re-derived from the files (tests/test_claims.py).
 check-claims: $(STAMP)

@@ -3,12 +3,28 @@
 Which interpreter: `ai_edge_litert` (LiteRT, works with numpy 2), else `tflite_runtime` (the
 older Pi package, numpy<2), else `tensorflow.lite` — the last only when neither is
 installed, so a device never pays TensorFlow's import when a small runtime is there.
+
+Versions met in practice, and what differs between them for this module:
+- LiteRT 1.1-1.4: the only LiteRT with aarch64 wheels (CPython 3.11/3.12), so what a Pi
+  runs; LiteRT 2.x: x86_64 and newer Pythons. Both: `ai_edge_litert.interpreter`,
+  `Interpreter(model_path, num_threads, experimental_delegates)` and `load_delegate`.
+  1.1.0 alone fails on any num_threads (AttributeError '_interpreter'): the `device` extra
+  asks for >= 1.2. All of them run one thread when num_threads is None.
+- tflite-runtime 2.14 (last release; Python <= 3.11, numpy<2): the same names.
+- tensorflow.lite (TensorFlow 2.18-2.21, e.g. a Pi on Python 3.13 where no LiteRT wheel
+  exists): `load_delegate` lives in `tf.lite.experimental`, and every Interpreter warns
+  over five lines that it is deprecated; that warning is held back (`alledge info` names
+  the runtime in use).
+The tests run the device commands on LiteRT 2.x (`make test`), LiteRT 1.2, the oldest the
+`device` extra allows (`make test-litert1`), tflite-runtime 2.14 (`make test-tflite`) and
+LiteRT 1.4 on emulated aarch64 (`make test-pi`).
 """
 import ctypes
 import ctypes.util
 import importlib
 import os
 import tempfile
+import warnings
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -37,6 +53,13 @@ class DelegateError(RuntimeError):
 def runtime():
     """(module name, version, Interpreter class, load_delegate) of the first runtime found."""
     for module_name, dist in RUNTIMES:
+        if module_name == "tensorflow.lite":
+            # TensorFlow logs its CPU features and a oneDNN note on import; the CLI's stderr
+            # is for one-line messages (a user's own settings win). oneDNN only speeds
+            # TensorFlow's own ops, never the TFLite interpreter, so turning it off costs
+            # nothing here and is the one way to silence that note.
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
         try:
             module = importlib.import_module(module_name)
         except ImportError:
@@ -48,7 +71,8 @@ def runtime():
             return module_name, _version(dist), module.Interpreter, module.experimental.load_delegate
         return module_name, _version(dist), module.Interpreter, module.load_delegate
     raise RuntimeUnavailable("no TFLite interpreter installed: pip install 'alledge[device]' "
-                             "(ai-edge-litert) or tflite-runtime")
+                             "(ai-edge-litert; on a Pi it needs Python 3.11 or 3.12, see the "
+                             "README's Pi install) or tflite-runtime")
 
 
 def _version(dist):
@@ -83,7 +107,9 @@ def make_interpreter(model_path, threads=None, delegate=None):
                                 "accelerator plugged in?") from None
     elif delegate is not None:
         raise DelegateError(f"unknown delegate '{delegate}' (supported: edgetpu)")
-    with _native_stderr_without_info():
+    with _native_stderr_without_info(), warnings.catch_warnings():
+        # tensorflow.lite's deprecation notice, printed on every start; not ours to act on
+        warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
         interpreter = Interpreter(model_path=str(model_path), num_threads=threads,
                                   experimental_delegates=delegates)
         interpreter.allocate_tensors()
