@@ -42,6 +42,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+class Served(tuple):
+    """(port, db path), with the server's process id as .pid."""
+
+    def __new__(cls, items, pid):
+        self = super().__new__(cls, items)
+        self.pid = pid
+        return self
+
+
 @contextmanager
 def server(tmp, *args, env=None):
     """Run `alledge serve --port P --db tmp/serve.db ARGS`; yields (port, db path)."""
@@ -65,7 +74,7 @@ def server(tmp, *args, env=None):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        yield port, db
+        yield Served((port, db), proc.pid)
     finally:
         proc.terminate()
         try:

@@ -26,7 +26,8 @@ def run(n, out):
     with tempfile.TemporaryDirectory() as tmp:
         images = write_smears(Path(tmp) / "images", n, seed=1)
         payloads = [(p.name, p.read_bytes()) for p in images]
-        with server(tmp) as (port, db):
+        with server(tmp) as served:
+            port, db = served
             def one(item):
                 start = time.perf_counter()
                 status, _, record = post_image(port, *item)
@@ -35,6 +36,7 @@ def run(n, out):
             with ThreadPoolExecutor(max_workers=n) as pool:
                 replies = list(pool.map(one, payloads))
             wall = time.perf_counter() - start
+            rss_mb = _rss_mb(served.pid)
             with sqlite3.connect(db) as conn:
                 rows = conn.execute("SELECT source, input_sha256 FROM results").fetchall()
     want = sorted((name, hashlib.sha256(data).hexdigest()) for name, data in payloads)
@@ -52,6 +54,7 @@ def run(n, out):
         "paths_match": paths_match,
         "log_rows": len(rows),
         "each_result_logged_once": sorted(rows) == want,
+        "server_rss_mb_after": rss_mb,
         "wall_s": round(wall, 3), "requests_per_s": round(n / wall, 2),
         "latency_s": {"p50": round(lat[len(lat) // 2], 3),
                       "p90": round(lat[int(len(lat) * 0.9)], 3), "max": round(lat[-1], 3)},
@@ -61,6 +64,17 @@ def run(n, out):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(report, indent=1) + "\n")
     return report
+
+
+def _rss_mb(pid):
+    """Resident memory of the server process (Linux), MiB; None elsewhere."""
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def main():
