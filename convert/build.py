@@ -1,11 +1,12 @@
 """Model directory -> verified bundle: convert, (compile for the Edge TPU), write, evaluate."""
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from alledge.device import exitcodes
+from alledge.device.bundle import load_bundle
+from alledge.device.messages import first_line
 
 from .bundle import EDGETPU_FILE, write_bundle
 from .tflite import compile_edgetpu, convert_model, representative_rows
@@ -64,8 +65,8 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
     try:
         model = keras.saving.load_model(keras_path)  # safe_mode: no code from the file
     except Exception as e:  # keras raises many types for a damaged or foreign file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConvertError(f"{keras_path}: cannot be loaded as a Keras model ({first})") from None
+        raise ConvertError(f"{keras_path}: cannot be loaded as a Keras model "
+                           f"({first_line(e)})") from None
     size = int(model.input_shape[1])
     calib = None
     if quant == "int8":
@@ -80,30 +81,27 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
                          "weights": info.get("weights_id"), "dir": str(model_dir)},
         "split_id": info.get("split_id"), "metrics": None,
     }
-    write_bundle(out, tflite, fields, svm_path=svm_path, edgetpu_bytes=edgetpu_bytes)
-    manifest_path = Path(out) / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    if evaluate:
-        manifest["metrics"] = evaluate_on_test(out, root, rows)
-        tmp = manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-        tmp.replace(manifest_path)  # the manifest is not among the hashed files
-    return manifest
+    scorer = (lambda bundle: evaluate_on_test(bundle, root, rows)) if evaluate else None
+    write_bundle(out, tflite, fields, svm_path=svm_path, edgetpu_bytes=edgetpu_bytes,
+                 evaluate=scorer)
+    return load_bundle(out).manifest
 
 
-def evaluate_on_test(bundle_dir, root, rows):
+def evaluate_on_test(bundle, root, rows):
+    """Test-split metrics of a Bundle, through the device's Classifier."""
+    from alledge.device.classify import Classifier
     from alledge.train.evaluate import evaluate
     from alledge.train.split import subset
-    from .evaluation import bundle_classifier, load_test_images, predict
+    from .evaluation import load_test_images, predict
     test = subset(rows, "test")
-    probs, _ = predict(bundle_classifier(bundle_dir), load_test_images(root, test))
+    probs, _ = predict(Classifier(bundle), load_test_images(root, test))
     return evaluate(np.array([r["label_id"] for r in test]), probs.argmax(1))
 
 
 def _edgetpu(tflite, log):
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "model.tflite"
-        src.write_bytes(tflite)
+        src.write_bytes(tflite)  # a scratch input for the compiler, not a result
         compiled = compile_edgetpu(src, tmp)
         if compiled is None:
             log("edgetpu_compiler is not installed: kept the int8 model only "

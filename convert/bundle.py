@@ -7,7 +7,6 @@ leaves a half-written bundle under the final name.
 """
 import datetime
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -18,6 +17,7 @@ import numpy as np
 import alledge.device as device
 from alledge.device import bundle as dbundle
 from alledge.device import preprocess, runtime
+from alledge.device.fileio import atomic_write_bytes, atomic_write_json, fsync_dir
 
 MODEL_FILE = "model.tflite"
 EDGETPU_FILE = "model_edgetpu.tflite"
@@ -81,8 +81,14 @@ def build_manifest(tflite_bytes, fields, has_svm, has_edgetpu):
     }
 
 
-def write_bundle(out_dir, tflite_bytes, manifest_fields, svm_path=None, edgetpu_bytes=None):
-    """Write the bundle directory `out_dir` (replacing one already there); returns its path."""
+def write_bundle(out_dir, tflite_bytes, manifest_fields, svm_path=None, edgetpu_bytes=None,
+                 evaluate=None):
+    """Write the bundle directory `out_dir` (replacing one already there); returns its path.
+
+    evaluate: optional callable(Bundle) -> metrics dict, run on the staged files before the
+    manifest exists, so the manifest is written once, metrics included, and the bundle only
+    takes its final name when evaluation succeeded.
+    """
     out_dir = Path(out_dir)
     manifest = build_manifest(tflite_bytes, manifest_fields, svm_path is not None,
                               edgetpu_bytes is not None)
@@ -97,10 +103,13 @@ def write_bundle(out_dir, tflite_bytes, manifest_fields, svm_path=None, edgetpu_
             _check_svm(svm_path, manifest)
             contents[SVM_FILE] = Path(svm_path).read_bytes()
         for name, data in contents.items():
-            _write_synced(tmp / name, data)
+            atomic_write_bytes(tmp / name, data)
             manifest["files"][name] = hashlib.sha256(data).hexdigest()
-        _write_synced(tmp / dbundle.MANIFEST,
-                      (json.dumps(dbundle.seal(manifest), indent=1) + "\n").encode())
+        if evaluate is not None:
+            # Files just written from memory; load_bundle below checks them all before rename
+            staged = dbundle.Bundle(path=tmp, manifest=manifest, id=f"{manifest['name']}@staged")
+            manifest["metrics"] = evaluate(staged)
+        atomic_write_json(tmp / dbundle.MANIFEST, dbundle.seal(manifest))
         dbundle.load_bundle(tmp)  # the device's own checks, before it takes the final name
         _replace_dir(tmp, out_dir)
     except BaseException:
@@ -118,13 +127,6 @@ def _check_svm(svm_path, manifest):
                          f"{manifest['classes']}")
 
 
-def _write_synced(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _replace_dir(new, target):
     """Move `new` to `target`; an existing `target` is moved aside first, then removed."""
     old = None
@@ -132,6 +134,7 @@ def _replace_dir(new, target):
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
         target.rename(old)
     new.rename(target)
+    fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from alledge.device.bundle import BundleError, load_bundle
+from alledge.device.fileio import atomic_write_text
+
 from .evaluation import TRANSFORMS, bundle_classifier, load_test_images, predict
 from .tflite import QUANT_LEVELS
 
@@ -36,14 +39,13 @@ def model_dirs(models, split_id):
 
 
 def bundle_size_kb(bundle_dir):
-    m = json.loads((Path(bundle_dir) / "manifest.json").read_text())
+    m = load_bundle(bundle_dir).manifest
     return sum((Path(bundle_dir) / f).stat().st_size for f in m["files"]
                if f != m.get("edgetpu_model_file")) / 1024
 
 
 def ensure_bundle(model_dir, bundle_dir, quant, data_dir, split_csv, log):
-    """Reuse a bundle made from this very model at this level, else build it."""
-    from alledge.device.bundle import BundleError, load_bundle
+    """Reuse a bundle made from this very model at this level, else build it; returns it."""
     from alledge.train.modeldir import KERAS_FILE, SVM_FILE, file_sha256
     from .build import build_bundle
     svm = Path(model_dir) / SVM_FILE
@@ -53,12 +55,13 @@ def ensure_bundle(model_dir, bundle_dir, quant, data_dir, split_csv, log):
                 and b.manifest["quantization"] == quant
                 and b.manifest["files"].get(SVM_FILE) == (file_sha256(svm) if svm.is_file()
                                                           else None)):
-            return
+            return b
     except (BundleError, KeyError, TypeError):
         pass
     log(f"converting {Path(model_dir).name} -> {quant}")
     build_bundle(model_dir, bundle_dir, quant, data_dir=data_dir, split_csv=split_csv,
                  evaluate=False, log=log)
+    return load_bundle(bundle_dir)
 
 
 def measure_bundle(bundle_dir, images, y, view_idx, latency_n, threads_all):
@@ -107,16 +110,15 @@ def run_report(data_dir, split_csv, models, out, quants=QUANT_LEVELS, latency_n=
         for quant in quants:
             name = f"{model_dir.name}-{quant}"
             bdir = out / "bundles" / name
-            ensure_bundle(model_dir, bdir, quant, data_dir, split_csv, log)
+            manifest = ensure_bundle(model_dir, bdir, quant, data_dir, split_csv, log).manifest
             cache = out / "rows" / f"{name}.json"
-            manifest = json.loads((bdir / "manifest.json").read_text())
             row = _cached_row(cache, manifest)
             if row is None:
                 log(f"measuring {name}")
                 row, pred = measure_bundle(bdir, images, y, view_idx, latency_n, threads_all)
                 row.update(model=model_dir.name, quant=quant, pred=pred.tolist(),
                            bundle_files=manifest["files"])
-                cache.write_text(json.dumps(row) + "\n")
+                atomic_write_text(cache, json.dumps(row) + "\n")
             pred = np.array(row["pred"])
             if quant == "float32":
                 float_pred, float_acc = pred, row["accuracy"]

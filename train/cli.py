@@ -131,49 +131,14 @@ def table3(data_dir, split_csv, out, models, weights_dir, random_weights, cnn_ep
     """The paper's Table 3: every model on one split; reuses finished model directories."""
     _quiet_tf()
     require("tensorflow", "train")
-    from pathlib import Path
-    from .backbones import KERAS_EFFICIENTNETS
-    from .fit import fit_baseline_model, fit_cnn_model, fit_svm_model
-    from .modeldir import provenance, write_json
-    from .table3 import (b_weights, existing_result, model_dir_name, row, to_csv,
-                         to_markdown)
+    from .table3 import parse_models, run_table3, to_markdown
+    try:
+        wanted = parse_models(models)
+    except ValueError as e:
+        fail(str(e), exitcodes.USAGE)
     rows, split_id = _load_split(data_dir, split_csv)
-    wanted = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [m for m in wanted if m not in ALL_MODELS]
-    if unknown:
-        fail(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(ALL_MODELS)}",
-             exitcodes.USAGE)
-    table = []
-    for model in wanted:
-        mdir = Path(out) / model_dir_name(model)
-        done = existing_result(mdir, split_id)
-        if done:
-            click.echo(f"{model}: reusing {mdir}")
-            table.append(row(model, *done))
-            continue
-        common = dict(split_file=str(split_csv))
-        if model in KERAS_EFFICIENTNETS and b_weights(model, weights_dir, random_weights) is None:
-            click.echo(f"{model}: not run, no ImageNet weights here")
-            table.append(row(model, status="not run: needs ImageNet weights (--weights-dir), "
-                                           "not downloadable here"))
-            continue
-        click.echo(f"{model}: training into {mdir}")
-        if model == "improved-cnn":
-            _guard(fit_cnn_model, data_dir, rows, split_id, mdir, cnn_epochs, cnn_patience,
-                   seed=seed, **common)
-        elif model == "colour-baseline":
-            _guard(fit_baseline_model, data_dir, rows, split_id, mdir, seed=seed, **common)
-        else:
-            weights = "imagenet"
-            if model in KERAS_EFFICIENTNETS:
-                weights = b_weights(model, weights_dir, random_weights)
-            _guard(fit_svm_model, data_dir, rows, split_id, mdir, model, weights, seed=seed,
-                   **common)
-        table.append(row(model, *existing_result(mdir, split_id)))
-    Path(out, "table3.csv").write_text(to_csv(table))
-    Path(out, "table3.md").write_text(to_markdown(table))
-    write_json(Path(out) / "table3.json", {"split_id": split_id, "split_file": str(split_csv),
-                                          "provenance": provenance(), "rows": table})
+    table = _guard(run_table3, data_dir, rows, split_id, str(split_csv), out, wanted,
+                   weights_dir, random_weights, cnn_epochs, cnn_patience, seed, log=click.echo)
     click.echo(to_markdown(table))
 
 

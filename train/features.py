@@ -4,24 +4,20 @@ The cache is keyed by backbone, weights id, input size and each image's sha256, 
 search, Table 3 and the report never extract the same image twice. One .npy per image in
 <cache>/features/<backbone>-<weights id>-<size>/, written atomically.
 """
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from alledge.device.fileio import atomic_writer
 from alledge.device.preprocess import load_input
 
-
-def cache_root():
-    base = os.environ.get("ALLEDGE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "alledge")
-    return Path(base)
+from .cache import cache_dir
 
 
 def feature_dir(backbone, weights_id, size):
-    return cache_root() / "features" / f"{backbone}-{weights_id.replace(':', '_')}-{size}"
+    return cache_dir("features", f"{backbone}-{weights_id.replace(':', '_')}-{size}")
 
 
 def extract(model, images, batch_size=32, progress=None):
@@ -67,7 +63,6 @@ def cached_features(model_fn, root, rows, backbone, weights_id, size, batch_size
             show = _progress_line(f"{backbone} features", len(todo), start)
             feats = extract(model, images, batch_size, show)
             for i, f in zip(chunk, feats):
-                tmp = paths[i].with_suffix(".tmp.npy")
-                np.save(tmp, f)
-                tmp.replace(paths[i])
+                with atomic_writer(paths[i]) as out:
+                    np.save(out, f)
     return np.stack([np.load(p) for p in paths])

@@ -5,9 +5,10 @@ from pathlib import Path
 import numpy as np
 
 from alledge.device import CLASSES
+from alledge.device.fileio import atomic_write_json
 
 from .evaluate import evaluate
-from .modeldir import KERAS_FILE, SVM_FILE, write_json, write_model_info
+from .modeldir import KERAS_FILE, SVM_FILE, write_model_info
 from .split import subset
 
 
@@ -38,7 +39,7 @@ def _write_metrics(out, metrics, split_id):
     metrics["split_id"] = split_id
     from .modeldir import provenance
     metrics["provenance"] = provenance()
-    write_json(Path(out) / "metrics.json", metrics)
+    atomic_write_json(Path(out) / "metrics.json", metrics)
 
 
 def _fit_and_write_svm(x_tr, y_tr, x_te, y_te, out, cv, seed):

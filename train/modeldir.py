@@ -8,21 +8,16 @@ from pathlib import Path
 
 import alledge.device as device
 from alledge.device.bundle import sha256_file as file_sha256  # noqa: F401 (one hash helper)
+from alledge.device.fileio import atomic_write_json
 
 KERAS_FILE = "model.keras"
 SVM_FILE = "svm.npz"
 
 
-def write_json(path, obj):
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    tmp.replace(path)
-
-
 def write_model_info(out, **info):
     info.setdefault("classes", list(device.CLASSES))
     info.setdefault("provenance", provenance())
-    write_json(Path(out) / "model.json", info)
+    atomic_write_json(Path(out) / "model.json", info)
 
 
 def read_model_info(model_dir):

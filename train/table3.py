@@ -8,6 +8,8 @@ import io
 import json
 from pathlib import Path
 
+from alledge.device.fileio import atomic_write_json, atomic_write_text
+
 from .backbones import KERAS_EFFICIENTNETS, LITE, default_size
 
 # Table 3 of Adiwijaya et al. 2025: accuracy (%) and parameters as printed.
@@ -23,6 +25,57 @@ KERAS_WEIGHT_FILES = {name: f"{ctor.lower()}_notop.h5" for name, (ctor, _) in
 ALL_MODELS = [*KERAS_EFFICIENTNETS, *LITE, "improved-cnn", "colour-baseline"]
 COLUMNS = ["model", "kind", "input", "params", "weights", "accuracy", "accuracy_ci95",
            "macro_f1", "macro_f1_ci95", "paper_accuracy", "paper_params", "status"]
+
+
+def run_table3(data_dir, rows, split_id, split_file, out, models=ALL_MODELS, weights_dir=None,
+               random_weights=False, cnn_epochs=500, cnn_patience=30, seed=0, log=print):
+    """Train every model of `models` not yet finished under `out` on this split, then write
+    table3.csv, .md and .json there; returns the rows. Training errors propagate (the CLI
+    turns them into one line); an interrupted run resumes, reusing finished directories."""
+    from .fit import fit_baseline_model, fit_cnn_model, fit_svm_model
+    from .modeldir import provenance
+    Path(out).mkdir(parents=True, exist_ok=True)
+    table = []
+    for model in models:
+        mdir = Path(out) / model_dir_name(model)
+        done = existing_result(mdir, split_id)
+        if done:
+            log(f"{model}: reusing {mdir}")
+            table.append(row(model, *done))
+            continue
+        weights = "imagenet"
+        if model in KERAS_EFFICIENTNETS:
+            weights = b_weights(model, weights_dir, random_weights)
+            if weights is None:
+                log(f"{model}: not run, no ImageNet weights here")
+                table.append(row(model, status="not run: needs ImageNet weights "
+                                               "(--weights-dir), not downloadable here"))
+                continue
+        log(f"{model}: training into {mdir}")
+        if model == "improved-cnn":
+            fit_cnn_model(data_dir, rows, split_id, mdir, cnn_epochs, cnn_patience, seed=seed,
+                          split_file=split_file)
+        elif model == "colour-baseline":
+            fit_baseline_model(data_dir, rows, split_id, mdir, seed=seed, split_file=split_file)
+        else:
+            fit_svm_model(data_dir, rows, split_id, mdir, model, weights, seed=seed,
+                          split_file=split_file)
+        table.append(row(model, *existing_result(mdir, split_id)))
+    atomic_write_text(Path(out, "table3.csv"), to_csv(table))
+    atomic_write_text(Path(out, "table3.md"), to_markdown(table))
+    atomic_write_json(Path(out) / "table3.json", {"split_id": split_id, "split_file": split_file,
+                                                  "provenance": provenance(), "rows": table})
+    return table
+
+
+def parse_models(text):
+    """'a,b' -> ['a', 'b'], each a Table 3 row name; ValueError naming unknown ones."""
+    wanted = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in ALL_MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(ALL_MODELS)}")
+    return wanted
 
 
 def model_dir_name(model):
