@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 from .bundle import BundleError
+from .messages import first_line
 
 SIGNATURE_FILE = "bundle.sig"
 SIG_FORMAT = "alledge-bundle-sig/1"
@@ -94,7 +95,7 @@ def load_trusted_keys(trust):
                 raise ValueError("too large for a public key")
             key = serialization.load_pem_public_key(file.read_bytes())
         except (ValueError, TypeError, OSError) as e:
-            raise BundleError(f"{file}: not a PEM public key ({str(e).splitlines()[0]})") from None
+            raise BundleError(f"{file}: not a PEM public key ({first_line(e)})") from None
         if not isinstance(key, ed25519.Ed25519PublicKey):
             raise BundleError(f"{file}: not an Ed25519 public key")
         keys[key_id(key)] = key
@@ -120,7 +121,7 @@ def read_signature(bundle_path):
         if len(signature) != 64 or not isinstance(sig.get("key_id"), str):
             raise ValueError("malformed signature")
     except (ValueError, KeyError, TypeError, RecursionError, OSError) as e:
-        raise BundleError(f"{file}: unreadable signature ({str(e).splitlines()[0]})") from None
+        raise BundleError(f"{file}: unreadable signature ({first_line(e)})") from None
     return sig["key_id"], signature
 
 
