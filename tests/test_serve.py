@@ -176,6 +176,24 @@ def test_live_view_capture_and_the_quality_gate(tmp_path, images):
         assert frame >= 1 and json.loads(quality)["sharpness"] >= 30
 
 
+def test_a_video_file_feeds_the_live_view_in_a_loop(tmp_path, images):
+    import cv2
+    video = tmp_path / "recording.avi"
+    out = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (224, 224))
+    for p in images["sharp"][:3]:
+        out.write(cv2.imread(str(p)))
+    out.release()
+    with server(tmp_path, "--source", video) as (port, _):
+        deadline = time.monotonic() + 20
+        frame = 0
+        while frame <= 4 and time.monotonic() < deadline:  # past the 3 frames: it looped
+            frame = json.loads(request(port, "GET", "/api/live")[2])["frame"] or 0
+            time.sleep(0.3)
+        assert frame > 4
+        status, _, body = request(port, "POST", "/api/capture")
+        assert status == 200 and json.loads(body)["path"].startswith(str(video) + " #")
+
+
 def test_without_a_camera_capture_says_how_to_get_one(tmp_path):
     with server(tmp_path) as (port, _):
         assert json.loads(request(port, "GET", "/api/live")[2])["source"] is None

@@ -8,14 +8,19 @@ to $ALLEDGE_SCREENSHOTS when set (the committed ones: results/serve/), else to t
 """
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from serve_helpers import server, write_smears
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+# $ALLEDGE_CHROMIUM / $ALLEDGE_CHROMEDRIVER name other binaries (and let a test hide them)
+CHROMIUM = (os.environ.get("ALLEDGE_CHROMIUM") or shutil.which("chromium")
+            or "/usr/bin/chromium")
+CHROMEDRIVER = (os.environ.get("ALLEDGE_CHROMEDRIVER") or shutil.which("chromedriver")
+                or "/usr/bin/chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +93,13 @@ def test_upload_shows_the_result_card(browser, tmp_path):
         browser.find_element(By.ID, "image").send_keys(str(junk))
         _wait(browser, lambda d: "Could not classify" in card.text)
         assert "not a JPEG or PNG image" in card.text
+
+
+def test_without_chromium_ci_fails_and_a_developer_skips(tmp_path):
+    run = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+           f"--basetemp={tmp_path / 'bt'}", f"{__file__}::test_upload_shows_the_result_card"]
+    hidden = {**os.environ, "ALLEDGE_CHROMIUM": str(tmp_path / "no-chromium")}
+    ci = subprocess.run(run, env={**hidden, "CI": "true"}, capture_output=True, text=True)
+    assert ci.returncode == 1 and "required under CI=true" in ci.stdout
+    dev = subprocess.run(run, env={**hidden, "CI": ""}, capture_output=True, text=True)
+    assert dev.returncode == 0 and "1 skipped" in dev.stdout

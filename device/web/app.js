@@ -62,7 +62,10 @@ function showResult(r, imageUrl) {
   card.className = "card " + st;
   card.replaceChildren();
   card.append(el("div", statusLine(r), "status"));
-  if (r.label && st !== "error") card.append(el("div", "Class: " + r.label, "label"));
+  if (r.label && st === "ok") card.append(el("div", "Class: " + r.label, "label"));
+  else if (r.label && st !== "error") {
+    card.append(el("div", "The model's guess, not a result: " + r.label, "label"));
+  }
   if (r.probabilities) card.append(probTable(r));
   if (r.prediction_set) {
     card.append(el("div", "Prediction set: {" + r.prediction_set.join(", ") + "}" +
