@@ -211,9 +211,39 @@ def write_test_set(out, tmp_path_factory=None):
                                                  "probabilities": row["probabilities"]}
                          for row in rows}
     reference = {"runtime": {"module": module, "version": version},
-                 "numpy": np.__version__, "results": results}
+                 "numpy": np.__version__, "results": results,
+                 "default_real": default_bundle_on_real_images()}
     (out / REFERENCE).write_text(json.dumps(reference, indent=1) + "\n")
     return out
+
+
+# The shipped default bundle on real test images of the paper split (every 25th: 40 images,
+# all four classes), when ALLEDGE_DATA names the dataset: another runtime must agree with it.
+REAL_SAMPLE_STEP = 25
+
+
+def default_bundle_on_real_images():
+    """{data, bundle, results {relative path: {label, status, probabilities}}} or None."""
+    import csv
+    import os
+
+    from alledge.device.bundle import DEFAULT_BUNDLE, load_bundle
+    from alledge.device.classify import Classifier, classify_data
+    value = os.environ.get("ALLEDGE_DATA", "")
+    if not value:
+        return None
+    root = Path(value)
+    if (root / "Original").is_dir():
+        root = root / "Original"
+    split = Path(__file__).resolve().parent.parent / "results" / "splits" / "paper.csv"
+    with split.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["subset"] == "test"][::REAL_SAMPLE_STEP]
+    classifier = Classifier(load_bundle(DEFAULT_BUNDLE))
+    results = {}
+    for r in rows:
+        record = classify_data(classifier, (root / r["path"]).read_bytes(), r["path"])
+        results[r["path"]] = {k: record.get(k) for k in ("label", "status", "probabilities")}
+    return {"data": str(root.resolve()), "bundle": classifier.bundle.id, "results": results}
 
 
 if __name__ == "__main__":
