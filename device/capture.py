@@ -85,34 +85,6 @@ class FolderSource:
         pass
 
 
-class PicameraSource:
-    live = True
-    name = "Pi camera (picamera2)"
-
-    def __init__(self):
-        try:
-            from picamera2 import Picamera2
-        except ImportError:
-            raise CameraError("--camera picam needs picamera2 (sudo apt install "
-                              "python3-picamera2)") from None
-        try:
-            self.cam = Picamera2()
-            self.cam.configure(self.cam.create_still_configuration(main={"format": "RGB888"}))
-            self.cam.start()
-        except Exception as e:  # the library raises many kinds; all mean "no camera"
-            raise CameraError(f"cannot open the Pi camera: {e}") from None
-
-    def read(self):
-        try:
-            # picamera2's "RGB888" is BGR in memory order, like OpenCV
-            return to_rgb8(self.cam.capture_array(), bgr=True)
-        except Exception:
-            return None
-
-    def close(self):
-        self.cam.close()
-
-
 @contextmanager
 def _quiet_opencv():
     log = getattr(getattr(cv2, "utils", None), "logging", None)
@@ -163,7 +135,8 @@ def open_source(camera=None, source=None, on_bad=None):
             return FolderSource(files=[source])
         return OpenCvSource(source, live=False, name=shown_path(source))
     camera = "0" if camera is None else str(camera)
-    if camera == "picam":
+    if camera == "picam":  # imported only here: picamera2 exists only on a Pi (device/picam.py)
+        from .picam import PicameraSource
         return PicameraSource()
     if not camera.isdigit():
         raise CameraError(f"--camera takes a camera index or 'picam', got {camera!r}")
