@@ -7,6 +7,7 @@ and waitress is a threaded production server, which suits a model that runs one 
 time. The app itself is alledge.device.webapp.
 """
 import ipaddress
+import re
 import secrets
 import socket
 import sys
@@ -110,6 +111,8 @@ def _read_token(path):
             token = f.read().strip()
     except OSError as e:
         fail(f"{path}: cannot read the token file ({e.strerror})", exitcodes.USAGE)
-    if len(token) < 16:
-        fail(f"{path}: the token must be at least 16 characters", exitcodes.USAGE)
+    # it travels in a header, a URL and a cookie: keep to characters safe in all three
+    if not re.fullmatch(r"[A-Za-z0-9._~-]{16,}", token):
+        fail(f"{path}: the token must be at least 16 letters, digits or . _ ~ -",
+             exitcodes.USAGE)
     return token

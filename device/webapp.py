@@ -1,7 +1,8 @@
 """The web app of `alledge serve`: the page and the API beside it, as one WSGI callable.
 
-bottle routes the requests; `guard` runs before it on every request: the token, the Host and
-Origin checks and the upload limit (from Content-Length, before a byte of the body is read).
+bottle routes the requests; alledge.device.webguard runs before it on every request: the
+token, the Host and Origin checks and the upload limit (from Content-Length, before a byte of
+the body is read).
 Every classification goes through `classify_data`, the CLI's one bytes -> record path, and
 into the CLI's results log; the page's extras (sessions, fields, thumbnails) live in
 alledge.device.sessions beside it. No part of a request ever names a file: the page's files
@@ -9,7 +10,6 @@ are read from the package once, at start, and looked up by name in a dict.
 """
 import csv
 import hashlib
-import hmac
 import io
 import json
 import re
@@ -17,7 +17,6 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
-from urllib.parse import parse_qs, urlsplit
 
 import bottle
 import cv2
@@ -28,14 +27,13 @@ from .live import shrink
 from .results_log import LogError, ResultsLog
 from .sessions import SessionStore
 from .slide import summarize
+from .webguard import guard
 
 THUMB_SIDE = 320
 THUMB_QUALITY = 80
 MAX_HISTORY = 500
 STATIC = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8"}
-LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "[::1]"}
-COOKIE = "alledge_token"
 
 
 def create_app(classifier, db_path, live=None, token=None, max_upload=20 << 20,
@@ -312,67 +310,3 @@ def _decode_or_none(data):
         return decode_rgb(data)
     except ImageError:
         return None
-
-
-def guard(app, token, max_upload, loopback):
-    """Checks made before the app sees a request; a refusal is one line of JSON."""
-    def wsgi(environ, start_response):
-        refusal = _refusal(environ, token, max_upload, loopback)
-        if refusal is None:
-            return app(environ, start_response)
-        status, message, headers = refusal
-        body = (json.dumps({"error": message}) + "\n").encode()
-        start_response(status, [("Content-Type", "application/json"),
-                                ("Content-Length", str(len(body)))] + headers)
-        return [body]
-    return wsgi
-
-
-def _refusal(environ, token, max_upload, loopback):
-    host = environ.get("HTTP_HOST", "")
-    if loopback and _hostname(host) not in LOOPBACK_NAMES:
-        return "403 Forbidden", f"Host {host!r} is not this machine's loopback name", []
-    origin = environ.get("HTTP_ORIGIN")
-    if origin and origin != "null" and urlsplit(origin).netloc != host:
-        return "403 Forbidden", "cross-site request refused", []
-    if token is not None:
-        given = _given_token(environ)
-        if given is None or not hmac.compare_digest(given.encode(), token.encode()):
-            return "401 Unauthorized", ("this server needs its token: open the address it "
-                                        "printed at start (…/?token=…)"), []
-        if environ.get("PATH_INFO") == "/" and "token=" in environ.get("QUERY_STRING", ""):
-            # the page opened from the printed link: keep the token in a cookie for the
-            # page's own requests, and drop it from the address bar
-            cookie = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
-            return "303 See Other", "token accepted", [("Set-Cookie", cookie),
-                                                       ("Location", "/")]
-    if environ["REQUEST_METHOD"] in ("POST", "PUT", "PATCH"):
-        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            return "411 Length Required", "send a Content-Length, not a chunked body", []
-        length = environ.get("CONTENT_LENGTH") or "0"  # none and not chunked: no body
-        if not length.isdigit():
-            return "400 Bad Request", "the Content-Length is not a number", []
-        if int(length) > max_upload:
-            return ("413 Payload Too Large",
-                    f"upload of {int(length)} bytes is over the {max_upload} byte limit", [])
-    return None
-
-
-def _hostname(host):
-    if host.startswith("["):
-        return host.split("]")[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def _given_token(environ):
-    auth = environ.get("HTTP_AUTHORIZATION", "")
-    if auth.startswith("Bearer "):
-        return auth[len("Bearer "):].strip()
-    query = parse_qs(environ.get("QUERY_STRING", "")).get("token")
-    if query:
-        return query[0]
-    for part in environ.get("HTTP_COOKIE", "").split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == COOKIE:
-            return value
-    return None

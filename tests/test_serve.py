@@ -146,6 +146,14 @@ def test_token_is_required_on_every_request_when_set(tmp_path, images):
         assert request(port, "GET", "/api/history", headers={"Cookie": cookie})[0] == 200
 
 
+def test_a_bad_token_file_is_one_line(tmp_path, run_cli):
+    (tmp_path / "token").write_text("short\n")
+    r = run_cli("serve", "--token-file", tmp_path / "token", "--db", tmp_path / "s.db")
+    assert r.exit_code == 2 and "at least 16" in r.stderr and r.stderr.count("\n") == 1
+    r = run_cli("serve", "--token-file", tmp_path / "none", "--db", tmp_path / "s.db")
+    assert r.exit_code == 2 and "cannot read the token file" in r.stderr
+
+
 def test_off_loopback_without_a_token_file_prints_a_new_token():
     from alledge.device.serve import _is_loopback
     assert _is_loopback("127.0.0.1") and _is_loopback("localhost") and _is_loopback("::1")
