@@ -1,0 +1,307 @@
+"""Every README figure that results/ holds, re-derived from the files (`make check-claims`).
+
+Each test names the README passage, reads the result file the project's own command wrote,
+formats the figure as the README prints it and fails when the two differ. A README edit that
+changes a figure, or a re-run that changes a file, without the other, fails here.
+"""
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+README = (ROOT / "README.md").read_text()
+CLASSES = ("Benign", "Early", "Pre", "Pro")
+
+
+def load(rel):
+    return json.loads((RESULTS / rel).read_text())
+
+
+def flat(text):
+    """README text with markdown emphasis and line breaks out of the way."""
+    return " ".join(text.replace("**", "").split())
+
+
+FLAT = flat(README)
+
+
+def claim(text):
+    assert flat(text) in FLAT, f"README does not say: {text}"
+
+
+NUMBER = re.compile(r"[−+-]?\d[\d,]*(?:\.\d+)?")
+
+
+def numbers(text):
+    """Numbers of a README line as strings: no thousands commas, '−' as '-', no '+'."""
+    return [n.replace(",", "").replace("−", "-").lstrip("+")
+            for n in NUMBER.findall(text.replace("**", ""))]
+
+
+def table_row(*cells, after=None):
+    """The README table line whose first cells are `cells` (emphasis ignored), the first one
+    after the text `after` when given."""
+    text = README[README.index(after):] if after else README
+    for line in text.splitlines():
+        got = [c.strip().replace("**", "") for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and got[:len(cells)] == list(cells):
+            return line
+    raise AssertionError(f"README has no table row starting {' | '.join(cells)}")
+
+
+def assert_row(row, want):
+    """The row's numbers hold `want` (strings), in order."""
+    got = numbers(row)
+    it = iter(got)
+    missing = [w for w in want if not any(g == w for g in it)]
+    assert not missing, f"{row}\n  wants {want}\n  has   {got}"
+
+
+def pct(x, nd=2):
+    return f"{100 * x:.{nd}f}"
+
+
+def ci(text):
+    return text.replace("–", "-").split("-")
+
+
+# --- the dataset -------------------------------------------------------------------------
+
+def test_data_check_figures():
+    """`alledge data check ... --json > results/data-check.json`."""
+    d = load("data-check.json")
+    c = d["counts"]
+    claim(f"All {d['usable']} files decode: " + ", ".join(f"{k} {c[k]}" for k in CLASSES))
+    exact = d["exact_duplicates"]
+    sizes = {len(g["paths"]) for g in exact}
+    classes = {cl for g in exact for cl in g["classes"]}
+    assert sizes == {2} and classes == {"Pro"}
+    claim(f"{len(exact)} groups of 2 files, so {sum(len(g['paths']) - 1 for g in exact)} "
+          "redundant files, all in `Pro/`")
+    near = d["near_duplicates"]
+    bits = [sum(1 for p in near if p["bits"] == b) for b in (0, 2, 4, 6)]
+    claim(f"{len(near)} pairs ({bits[0]} at 0 bits, {bits[1]} at 2, {bits[2]} at 4, "
+          f"{bits[3]} at 6)")
+    per_class = {k: sum(1 for p in near if p["classes"] == [k]) for k in CLASSES}
+    claim("(" + ", ".join(f"{k} {per_class[k]}" for k in CLASSES) + "), none across classes")
+    # groups: union of exact and near pairs
+    parent = {}
+
+    def find(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            x = parent[x]
+        return x
+    for g in exact + near:
+        for p in g["paths"][1:]:
+            parent[find(p)] = find(g["paths"][0])
+    groups = {}
+    for p in list(parent):
+        groups.setdefault(find(p), []).append(p)
+    pairs = sum(1 for g in groups.values() if len(g) == 2)
+    triples = sum(1 for g in groups.values() if len(g) == 3)
+    claim(f"they form {len(groups)} groups of identical or near-identical images ({pairs} "
+          f"pairs, {triples} triples; {sum(map(len, groups.values()))} images)")
+
+
+def _split(name):
+    with open(RESULTS / "splits" / name, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("name", ["paper.csv", "grouped.csv"])
+def test_split_counts(name):
+    rows = _split(name)
+    want = []
+    for s in ("train", "test"):
+        counts = [sum(1 for r in rows if r["subset"] == s and r["label"] == k) for k in CLASSES]
+        want += [str(n) for n in counts] + [str(sum(counts))]
+    assert_row(table_row(f"`{name}`"), want)
+
+
+def test_the_paper_splits_exact_leak():
+    rows = _split("paper.csv")
+    train = {r["sha256"] for r in rows if r["subset"] == "train"}
+    leak = sum(1 for r in rows if r["subset"] == "test" and r["sha256"] in train)
+    claim(f"{leak} test images have a byte-identical copy in the training part")
+    grouped = _split("grouped.csv")
+    train = {r["sha256"] for r in grouped if r["subset"] == "train"}
+    assert not any(r["sha256"] in train for r in grouped if r["subset"] == "test")
+
+
+# --- measurements behind the text --------------------------------------------------------
+
+def test_synthetic_set_learnability():
+    """results/measurements/test_data_synth.json (`make measure`)."""
+    v = load("measurements/test_data_synth.json")["values"]
+    s = [pct(v[f"cv_accuracy_seed{i}"], 1) for i in range(3)]
+    claim(f"{s[0]}% with seed 0 ({s[1]}% seed 1, {s[2]}% seed 2; chance is 25%)")
+
+
+def test_lite_port_difference():
+    """results/measurements/test_lite_port.json (`make measure`): the largest difference of
+    the three models, rounded up to two digits, is the README's 'within' figure."""
+    v = load("measurements/test_lite_port.json")["values"]
+    worst = max(v[k] for k in v if k.startswith("max_abs_diff_"))
+    mantissa, exponent = f"{worst:.1e}".split("e")
+    if float(f"{worst:.1e}") < worst:  # 'within' rounds up
+        mantissa = f"{float(mantissa) + 0.1:.1f}"
+    claim(f"within {mantissa}e{int(exponent)} (`tests/test_lite_port.py`")
+
+
+def test_cnn_training_speed():
+    """results/paper/models/improved-cnn/train.log: every epoch's seconds and img/s."""
+    log = (RESULTS / "paper" / "models" / "improved-cnn" / "train.log").read_text()
+    epochs = re.findall(r"^epoch \d+: (\d+)s, ([\d.]+) img/s", log, re.M)
+    assert len(epochs) >= 10
+    secs = [int(s) for s, _ in epochs]
+    rates = [float(r) for _, r in epochs]
+    claim(f"trains it at {min(rates):.1f}–{max(rates):.1f} img/s ({min(secs)}–{max(secs)} s "
+          "an epoch")
+
+
+def test_cnn_parameters_and_run():
+    info = load("paper/models/improved-cnn/model.json")
+    m = load("paper/models/improved-cnn/metrics.json")
+    claim(f"has {info['params']:,} parameters at 224×224")
+    claim(f"{pct(m['accuracy'])}%, the weights of the best validation epoch "
+          f"({info['best_epoch']}; early stopping after {info['patience']} epochs without "
+          f"improvement, {info['epochs_run']} epochs in {info['train_seconds'] / 60:.1f} min)")
+
+
+# --- Table 3 -----------------------------------------------------------------------------
+
+TABLE3 = {"efficientnet-lite0": "EfficientNet-Lite0 + SVM", "efficientnet-lite1":
+          "EfficientNet-Lite1 + SVM", "efficientnet-lite2": "EfficientNet-Lite2 + SVM",
+          "improved-cnn": "Improved CNN", "colour-baseline": "colour baseline"}
+
+
+def _table3(split):
+    return {r["model"]: r for r in load(f"{split}/table3.json")["rows"] if r["status"] == "ok"}
+
+
+def _kernel(model):
+    info = load(f"paper/models/{model}-svm/model.json")
+    k = info["svm"]["best_params"]["kernel"]
+    return {"linear": "linear", "rbf": "RBF"}[k]
+
+
+@pytest.mark.parametrize("model", list(TABLE3))
+def test_table3_row(model):
+    r = _table3("paper")[model]
+    label = TABLE3[model]
+    if model.startswith("efficientnet"):
+        label += f" ({_kernel(model)})"
+    elif model == "colour-baseline":
+        label += " (RGB histograms + SVM)"
+    row = table_row(label)
+    assert_row(row, [str(r["input"]), str(r["params"]), f"{r['accuracy']:.2f}",
+                     *ci(r["accuracy_ci95"]), f"{r['macro_f1']:.2f}", *ci(r["macro_f1_ci95"])])
+
+
+@pytest.mark.parametrize("model", list(TABLE3))
+def test_grouped_split_row(model):
+    paper, grouped = _table3("paper")[model], _table3("grouped")[model]
+    row = table_row(TABLE3[model], after="| model | paper split | grouped split |")
+    assert_row(row, [f"{paper['accuracy']:.2f}", *ci(paper["accuracy_ci95"]),
+                     f"{grouped['accuracy']:.2f}", *ci(grouped["accuracy_ci95"])])
+
+
+# --- accuracy vs. quantization -------------------------------------------------------------
+
+REPORT = {"efficientnet-lite0-svm": "Lite0 + SVM", "efficientnet-lite1-svm": "Lite1 + SVM",
+          "efficientnet-lite2-svm": "Lite2 + SVM", "improved-cnn": "Improved CNN"}
+
+
+def _report(split):
+    return {(r["model"], r["quant"]): r for r in load(f"{split}/report.json")["rows"]}
+
+
+def _report_rows():
+    out = []
+    for (model, quant) in _report("paper"):
+        try:
+            table_row(REPORT[model], quant)
+        except AssertionError:
+            continue  # the README shows some levels; report.md has them all
+        out.append((model, quant))
+    return out
+
+
+@pytest.mark.parametrize("model,quant", _report_rows())
+def test_quantization_row(model, quant):
+    r = _report("paper")[model, quant]
+    lo, hi = r["accuracy_ci95"]
+    want = [f"{r['size_kb']:.0f}", pct(r["accuracy"]), pct(lo), pct(hi)]
+    if quant != "float32":
+        want += [f"{-100 * r['drop_vs_float32']:.2f}".replace("-0.00", "0.00"),
+                 pct(r["agreement_vs_float32"])]
+    want += [f"{r['latency_ms_1t']:.1f}", f"{r['latency_ms_all']:.1f}"]
+    want += [pct(r[k]) for k in ("acc_rot90", "acc_rot180", "acc_rot270", "acc_flip")]
+    assert_row(table_row(REPORT[model], quant), want)
+
+
+def test_report_rows_shown():
+    assert len(_report_rows()) >= 10
+
+
+def test_grouped_report_sentence():
+    g = _report("grouped")
+    lite0, cnn = g["efficientnet-lite0-svm", "int8"], g["improved-cnn", "int8"]
+    claim(f"Lite0 + SVM int8 {pct(lite0['accuracy'])}%, agreeing with float32 on "
+          f"{pct(lite0['agreement_vs_float32'])}%; the CNN's int8 {pct(cnn['accuracy'])}%.")
+
+
+# --- the default bundle ----------------------------------------------------------------------
+
+def test_default_bundle_figures():
+    """results/default/paper-test.json (`make eval-default`) is the shipped bundle measured
+    through the device code path; size and latency are the report's for that bundle."""
+    d = load("default/paper-test.json")
+    r = _report("paper")["efficientnet-lite0-svm", "int8"]
+    claim(f"{pct(d['accuracy'])}% on the paper split's test set, {r['size_kb'] / 1000:.2f} MB, "
+          f"{r['latency_ms_1t']:.1f} ms per image at one thread here")
+
+
+def test_default_bundle_evaluation_line():
+    """The evaluate command's figures, as the README quotes them."""
+    d = load("default/paper-test.json")
+    recalls = ", ".join(f"{c} {pct(d['per_class'][c]['recall'], 1)}%" for c in CLASSES)
+    claim(f"accuracy {pct(d['accuracy'])}% of all {d['n']} test images, "
+          f"{pct(d['answered_fraction'], 1)}% answered; recall {recalls}")
+
+
+# --- on the device -----------------------------------------------------------------------------
+
+BENCH = [("Lite0 + SVM int8 (default), 224×224 JPEG", "1", "default-1t.json"),
+         ("Lite0 + SVM int8 (default), 224×224 JPEG", "2", "default-2t.json"),
+         ("Lite0 + SVM int8 (default), 640×480 camera-size JPEG", "1", "default-1t-640x480.json"),
+         ("Improved CNN int8, 224×224 JPEG", "1", "improved-cnn-int8-1t.json"),
+         ("Improved CNN int8, 224×224 JPEG", "2", "improved-cnn-int8-2t.json"),
+         ("Lite0 + SVM int8 (default), 224×224 JPEG, tflite-runtime 2.14", "1",
+          "default-1t-tflite-runtime.json"),
+         ("Lite0 + SVM int8 (default), 224×224 JPEG, tflite-runtime 2.14", "2",
+          "default-2t-tflite-runtime.json")]
+
+
+@pytest.mark.parametrize("label,threads,name", BENCH)
+def test_bench_row(label, threads, name):
+    b = load(f"bench/{name}")
+    assert str(b["threads"]) == threads
+    s = b["stages"]
+    want = [threads, f"{s['decode']['median_ms']:.2f}", f"{s['preprocess']['median_ms']:.2f}",
+            f"{s['invoke']['median_ms']:.2f}", f"{s['invoke']['p90_ms']:.2f}"]
+    if "svm" in s:
+        want.append(f"{s['svm']['median_ms']:.2f}")
+    want += [f"{s['end_to_end']['median_ms']:.2f}", f"{s['end_to_end']['p90_ms']:.2f}"]
+    assert_row(table_row(label, threads), want)
+
+
+def test_tflite_runtime_slowdown():
+    fast = load("bench/default-1t.json")["stages"]["invoke"]["median_ms"]
+    slow = load("bench/default-1t-tflite-runtime.json")["stages"]["invoke"]["median_ms"]
+    claim(f"about {int(slow / fast)}× slower on `tflite-runtime` 2.14")
