@@ -18,6 +18,9 @@ import pytest
 
 from alledge.device.bundle import DEFAULT_BUNDLE, load_bundle
 
+# The shipped bundle on the real dataset (ALLEDGE_DATA): `-m "not realdata"` leaves this out.
+pytestmark = pytest.mark.realdata
+
 SPLIT = Path("results/splits/paper.csv")
 MEASURED = Path("results/default/paper-test.json")
 SUBSET = "test"  # the paper split's test subset: 977 images (151/296/289/241, Table 2)
