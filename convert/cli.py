@@ -31,17 +31,17 @@ def _quiet_tf():
 def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no_eval,
             sign_key):
     """Quantize a trained model directory to a verified TFLite bundle."""
-    _quiet_tf()
-    require("tensorflow", "train")
-    from .build import ConvertError, build_bundle
     from .sign import SignError, load_private_key, sign_bundle
-    if edgetpu and quant != "int8":
-        fail("--edgetpu needs --quant int8 (the Edge TPU runs full-integer models only)",
-             exitcodes.USAGE)
-    try:  # a bad key is found before the conversion, not after it
+    try:  # a bad key is found before TensorFlow loads and the conversion runs
         key = load_private_key(sign_key) if sign_key else None
     except SignError as e:
         fail(str(e), exitcodes.USAGE)
+    _quiet_tf()
+    require("tensorflow", "train")
+    from .build import ConvertError, build_bundle
+    if edgetpu and quant != "int8":
+        fail("--edgetpu needs --quant int8 (the Edge TPU runs full-integer models only)",
+             exitcodes.USAGE)
     try:
         manifest = build_bundle(model_dir, out, quant, data_dir=data_dir, split_csv=split_csv,
                                 calibration=calibration, edgetpu=edgetpu, evaluate=not no_eval,

@@ -249,14 +249,15 @@ def png_stream_check(data):
     expected = _png_raw_size(width, height, _SAMPLES[colour_type] * depth, interlace)
     inflater = zlib.decompressobj()
     produced = 0
+    view = memoryview(data)
     i = 8
     while i + 12 <= len(data):
         (length,) = struct.unpack(">I", data[i:i + 4])
-        kind, body = data[i + 4:i + 8], data[i + 8:i + 8 + length]
+        kind, body = bytes(view[i + 4:i + 8]), view[i + 8:i + 8 + length]  # no copies
         if i + 12 + length > len(data):
             raise ImageError("truncated", "PNG chunk runs past the end of the file")
         (crc,) = struct.unpack(">I", data[i + 8 + length:i + 12 + length])
-        if zlib.crc32(kind + body) != crc:
+        if zlib.crc32(body, zlib.crc32(kind)) != crc:
             raise ImageError("corrupt", f"PNG {kind.decode('latin-1')!r} chunk fails its CRC")
         if kind == b"IDAT":
             produced += _inflate_bounded(inflater, body, expected - produced)
