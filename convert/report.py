@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from alledge.device.bundle import BundleError, load_bundle
-from alledge.device.fileio import atomic_write_text
+from alledge.device.fileio import atomic_write_json, atomic_write_text
 
 from .evaluation import TRANSFORMS, bundle_classifier, load_test_images, predict
 from .tflite import QUANT_LEVELS
@@ -235,13 +235,12 @@ def plot(table, out):
 
 def write_outputs(table, out, split_csv, split_id, n_test, n_views):
     out = Path(out)
-    (out / "report.csv").write_text(to_csv(table))
+    atomic_write_text(out / "report.csv", to_csv(table))
     header = (f"# Accuracy vs quantization\n\nSplit: `{split_csv}` (id {split_id[:16]}). "
               f"Every figure is from the device code path (LiteRT + plain-weights SVM).\n\n")
-    (out / "report.md").write_text(header + to_markdown(table, n_test, n_views))
+    atomic_write_text(out / "report.md", header + to_markdown(table, n_test, n_views))
     slim = [{k: v for k, v in r.items() if k != "pred"} for r in table]
     from alledge.train.modeldir import provenance
-    (out / "report.json").write_text(json.dumps({"split_id": split_id, "split_file": str(split_csv),
-                                                 "provenance": provenance(), "rows": slim},
-                                                indent=1))
+    atomic_write_json(out / "report.json", {"split_id": split_id, "split_file": str(split_csv),
+                                            "provenance": provenance(), "rows": slim})
     plot(table, out)

@@ -7,6 +7,7 @@ import click
 
 from alledge.device import CLASSES, exitcodes
 from alledge.device.cli import fail
+from alledge.device.fileio import atomic_write_text
 
 from .dataset import DatasetError
 
@@ -60,7 +61,7 @@ def split(data_dir, out, test_size, seed, group_duplicates):
     if len(rows) < 2 * len(CLASSES):
         fail(f"{data_dir}: too few usable images to split ({len(rows)})", exitcodes.USAGE)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(to_csv(rows))
+    atomic_write_text(out, to_csv(rows))  # its sha256 is the split id: never half-written
     for path, why in info["skipped"]:
         click.echo(f"skipped {path}: {why}", err=True)
     for s in ("train", "test"):
