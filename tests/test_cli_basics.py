@@ -101,3 +101,11 @@ def test_device_never_imports_train_convert_or_tensorflow(path):
     for name in imports_of(path):
         assert not name.startswith(("alledge.train", "alledge.convert", "..train",
                                     "..convert", "tensorflow", "keras", "sklearn")), name
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "train").rglob("*.py")),
+                         ids=lambda p: p.relative_to(REPO).as_posix())
+def test_train_never_imports_convert(path):
+    """Dependencies run one way, convert -> train -> device: train may import only device."""
+    for name in imports_of(path):
+        assert not name.startswith(("alledge.convert", "..convert")), name
