@@ -95,6 +95,22 @@ def test_upload_shows_the_result_card(browser, tmp_path):
         assert "not a JPEG or PNG image" in card.text
 
 
+def test_a_blurred_capture_is_rejected_in_words(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    shots = Path(os.environ.get("ALLEDGE_SCREENSHOTS") or tmp_path)
+    blurred = write_smears(tmp_path / "blurred", 2, blur=True)
+    with server(tmp_path, "--source", blurred[0].parent) as (port, _):
+        browser.get(f"http://127.0.0.1:{port}/")
+        gate = browser.find_element(By.ID, "gate")
+        _wait(browser, lambda d: "Would be rejected: out of focus" in gate.text)
+        browser.find_element(By.ID, "capture").click()
+        card = browser.find_element(By.ID, "result")
+        _wait(browser, lambda d: "Rejected: out of focus: sharpness" in card.text)
+        assert "Class:" not in card.text and "not a diagnosis" in card.text
+        shots.mkdir(parents=True, exist_ok=True)
+        assert browser.save_screenshot(str(shots / "rejected-capture.png"))
+
+
 def test_without_chromium_ci_fails_and_a_developer_skips(tmp_path):
     run = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
            f"--basetemp={tmp_path / 'bt'}", f"{__file__}::test_upload_shows_the_result_card"]
