@@ -243,6 +243,7 @@ def create_app(classifier, db_path, live=None, token=None, max_upload=20 << 20,
     for code in (400, 401, 403, 404, 405, 409, 411, 413, 415, 500, 503):
         app.error(code)(error_json)
     app.add_hook("after_request", _no_sniff)
+    app.install(_log_errors_in_one_line)
     return guard(app, token=token, max_upload=max_upload, loopback=loopback)
 
 
@@ -276,13 +277,23 @@ def json_line(record, status, result_id=None):
 
 def error_json(err):
     bottle.response.content_type = "application/json"
-    if err.status_code == 500 and err.exception is not None:
-        exc = err.exception
-        message = str(exc) if isinstance(exc, LogError) else "internal error (see the server log)"
-        print(f"alledge serve: {type(exc).__name__}: {exc}", file=sys.stderr)
+    if err.status_code == 500 and err.exception is not None:  # a bug: bottle logged it
+        message = "internal error (see the server's console)"
     else:
         message = err.body if isinstance(err.body, str) else str(err.body)
     return json.dumps({"error": message}) + "\n"
+
+
+def _log_errors_in_one_line(callback):
+    """A results log that cannot be written is the operator's problem to fix, not a bug:
+    one line on the server's console and in the answer, no traceback."""
+    def wrapper(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except LogError as e:
+            print(f"alledge serve: error: {e}", file=sys.stderr)
+            raise bottle.HTTPError(500, str(e)) from None
+    return wrapper
 
 
 def _no_sniff():

@@ -238,6 +238,18 @@ def test_a_slide_session_history_and_csv(served, images):
                       path="/api/classify?session=999999")[0] == 404
 
 
+def test_a_log_that_refuses_writes_is_one_line_not_a_traceback(tmp_path, images):
+    with server(tmp_path) as (port, db):
+        with sqlite3.connect(db) as conn:  # the log starts refusing inserts, as a full disk would
+            conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON results "
+                         "BEGIN SELECT RAISE(ABORT, 'no space left (test)'); END")
+        status, _, reply = post_image(port, "a.jpg", images["sharp"][0].read_bytes())
+        assert status == 500 and "cannot write the results log" in reply["error"]
+        assert "no space left (test)" in reply["error"]
+    console = next(tmp_path.glob("serve-*.log")).read_text()
+    assert "error:" in console and "Traceback" not in console
+
+
 def test_a_bad_db_or_camera_stops_serve_in_one_line(tmp_path, run_cli):
     (tmp_path / "file").write_text("x")
     r = run_cli("serve", "--db", tmp_path / "file" / "s.db", "--port", "1")
