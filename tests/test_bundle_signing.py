@@ -102,7 +102,7 @@ def test_with_a_trust_store_an_unsigned_bundle_is_refused(env, keys, bundle, ima
 
 def test_without_a_trust_store_an_unsigned_bundle_runs(env, bundle, image):
     r = classify(env, bundle, image)
-    assert r.returncode == 0 and json.loads(r.stdout)["label"]
+    assert r.returncode == 0 and "error" not in json.loads(r.stdout)
 
 
 def test_a_bundle_signed_by_an_untrusted_key_is_refused(env, keys, bundle, image):
