@@ -73,6 +73,7 @@ def main():
         "n_images": len(images),
         "images": f"paper split test subset, first {args.n // 4} of each class in "
                   f"{SPLIT.relative_to(REPO)} order",
+        "answered": sum("probabilities" in r for r in emulated.values()),
         "top1_agreement": agree,
         "max_abs_prob_diff": diff,
         "reference": {"machine": platform.machine(), "python": platform.python_version(),
@@ -162,20 +163,23 @@ def rows(stdout):
     out = {}
     for line in stdout.splitlines():
         r = json.loads(line)
-        if "probabilities" not in r:
-            sys.exit(f"error: {r.get('path')}: not classified: {r}")
+        if "error" in r and r.get("status") in (None, "error"):
+            sys.exit(f"error: {r.get('path')}: could not be classified: {r['error']}")
         out[r["path"]] = r
     return out
 
 
 def compare(a, b, images):
-    """(fraction with the same top-1 label, largest |p_a - p_b| over all classes, 6 digits)."""
+    """(fraction where both give the same answer, largest |p_a - p_b| where both give
+    probabilities, 6 digits). An answer is the status and the top-1 label: a refusal (out
+    of domain) on one machine and a label on the other is a disagreement."""
     if sorted(a) != sorted(images) or sorted(b) != sorted(images):
         sys.exit("error: the two runs did not classify the same images")
-    same = sum(a[p]["label"] == b[p]["label"] for p in images)
-    diff = max(abs(a[p]["probabilities"][c] - b[p]["probabilities"][c])
-               for p in images for c in CLASSES)
-    return round(same / len(images), 4), round(diff, 6)
+    answer = lambda r: (r.get("status", "ok"), r.get("label"))  # noqa: E731
+    same = sum(answer(a[p]) == answer(b[p]) for p in images)
+    diffs = [abs(a[p]["probabilities"][c] - b[p]["probabilities"][c]) for p in images
+             if "probabilities" in a[p] and "probabilities" in b[p] for c in CLASSES]
+    return round(same / len(images), 4), round(max(diffs, default=0.0), 6)
 
 
 def qemu_version():

@@ -30,31 +30,29 @@ elif ! apt-cache show python3.11-minimal:arm64 >/dev/null 2>&1; then
     $sudo apt-get update -q      # arm64 added earlier but its package lists are missing
 fi
 
-# The closure of Depends/PreDepends for arm64 (no recommends: a minimal userland). Virtual
-# and :all packages resolve to the names apt-get download accepts.
+# The closure of Depends/PreDepends for arm64 (no recommends: a minimal userland); <virtual>
+# names are dropped, the packages that provide them are in the list.
 mapfile -t closure < <(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
         --no-breaks --no-replaces --no-enhances "${packages[@]/%/:arm64}" \
     | grep -v '^ ' | grep -v '^<' | sed 's/:arm64$//' | sort -u)
 echo "rootfs: ${#closure[@]} packages -> $root"
 
-debs="$(dirname "$root")/pi-debs"
-mkdir -p "$debs"
-tmp="$root.tmp"; rm -rf "$tmp"; mkdir -p "$tmp"
-(
-    cd "$debs"
-    # all at once (one apt run); package by package only when that fails, so one name
-    # apt cannot download (an :all package has no :arm64 name) does not stop the rest
-    apt-get download -q "${closure[@]/%/:arm64}" >/dev/null 2>&1 || for p in "${closure[@]}"; do
-        ls "${p}"_*_{arm64,all}.deb >/dev/null 2>&1 \
-            || apt-get download -q "$p:arm64" >/dev/null 2>&1 \
-            || apt-get download -q "$p" >/dev/null 2>&1 \
-            || echo "  (skipped $p: not downloadable)"
-    done
-)
+tmp="$root.tmp"; debs="$root.debs"
+rm -rf "$tmp" "$debs"; mkdir -p "$tmp" "$debs"
+# apt names an arm64 package NAME:arm64 and an architecture-independent one (mailcap,
+# tzdata...) just NAME; one `apt-cache show` says which is which, one `apt-get download`
+# fetches them all (each apt run costs seconds: not one per package).
+mapfile -t arm64 < <(apt-cache show --no-all-versions "${closure[@]/%/:arm64}" 2>/dev/null \
+    | awk '/^Package:/ {p = $2} /^Architecture: arm64/ {print p}' | sort -u)
+names=()
+for p in "${closure[@]}"; do
+    if printf '%s\n' "${arm64[@]}" | grep -qx -- "$p"; then names+=("$p:arm64"); else names+=("$p"); fi
+done
+(cd "$debs" && apt-get download -q "${names[@]}")
 for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$tmp"; done
 # bookworm's .debs still ship /bin, /lib (merged /usr is made at install time, not in the
 # packages): the loader is ROOT/lib/ld-linux-aarch64.so.1, where qemu -L looks for it.
 test -e "$tmp/lib/ld-linux-aarch64.so.1" || { echo "error: no arm64 loader in $tmp"; exit 1; }
 touch "$tmp/.complete"
-rm -rf "$root"; mv "$tmp" "$root"
+rm -rf "$root" "$debs"; mv "$tmp" "$root"
 echo "rootfs ready: $root ($(du -sh "$root" | cut -f1))"
