@@ -56,8 +56,12 @@ class FolderSource:
 
     def __init__(self, folder=None, files=None, on_bad=None):
         if files is None:
-            files = sorted(str(p) for p in Path(folder).iterdir()
-                           if p.suffix.lower() in IMAGE_SUFFIXES)
+            try:
+                files = sorted(str(p) for p in Path(folder).iterdir()
+                               if p.suffix.lower() in IMAGE_SUFFIXES)
+            except OSError as e:
+                raise CameraError(f"{shown_path(folder)}: cannot list the folder "
+                                  f"({e.strerror})") from None
             if not files:
                 raise CameraError(f"{shown_path(folder)}: folder holds no .jpg/.jpeg/.png images")
         self.name = shown_path(folder if folder is not None else files[0])

@@ -149,7 +149,12 @@ def expand_inputs(args):
     out = []
     for arg in args:
         if os.path.isdir(arg):
-            names = sorted(p for p in Path(arg).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            try:
+                names = sorted(p for p in Path(arg).iterdir()
+                               if p.suffix.lower() in IMAGE_SUFFIXES)
+            except OSError as e:  # an unreadable folder is one bad input, not a traceback
+                out.append((arg, f"cannot list the folder ({e.strerror})"))
+                continue
             if not names:
                 out.append((arg, "folder holds no .jpg/.jpeg/.png images"))
             out.extend(_entry(str(p)) for p in names)

@@ -200,7 +200,10 @@ def read_file(path, limit=MAX_FILE_BYTES):
             head = f.read(8)
             if head and not is_image_signature(head):
                 raise ImageError("not-image", "not a JPEG or PNG image")
-            return head + f.read(limit + 1 - len(head))  # never more than the limit
+            data = head + f.read(limit + 1 - len(head))  # never more than the limit
+        if len(data) > limit:  # it grew after fstat (a file still being written)
+            raise ImageError("too-large", f"file is over the {limit} byte limit for an image")
+        return data
     except OSError as e:
         raise ImageError("unreadable", f"cannot read file: {e.strerror}") from None
     finally:
