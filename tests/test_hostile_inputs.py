@@ -254,6 +254,18 @@ def test_the_dataset_jpeg_damaged_as_in_issue_10_is_an_error(env, tmp_path, real
     assert code == exitcodes.SOME_FAILED and not answered(records(out)[0])
 
 
+def test_strict_decoding_refuses_no_dataset_image_and_gives_opencvs_pixels(real_data):
+    # the models were trained on OpenCV-decoded pixels: the strict decoder must not change one
+    from alledge.device.images import decode_rgb
+    files = sorted(real_data.glob("*/*.jpg"))
+    assert len(files) == 3256
+    for f in files:
+        data = f.read_bytes()
+        opencv = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR),
+                              cv2.COLOR_BGR2RGB)
+        assert np.array_equal(decode_rgb(data), opencv), f
+
+
 def test_a_png_with_a_bad_crc_or_missing_data_is_an_error(env, tmp_path):
     png = cv2.imencode(".png", smear(1, np.random.default_rng(3), size=64))[1].tobytes()
     (tmp_path / "crc.png").write_bytes(bad_png_crc(png))
