@@ -1,8 +1,8 @@
 """The Raspberry Pi camera module through picamera2: the source of `alledge capture --camera picam`.
 
-picamera2 is not on PyPI in a usable form for this: it sits on libcamera's Python bindings,
-which only Raspberry Pi OS's apt packages carry (`sudo apt install python3-picamera2`). A venv
-sees them only when made with `--system-site-packages` (device/pi/setup.sh does so). This
+picamera2 sits on libcamera's Python bindings, which only Raspberry Pi OS's apt packages carry
+(even picamera2 from pip needs them), so it comes from apt: `sudo apt install python3-picamera2`.
+A venv sees it only when made with `--system-site-packages` (device/pi/setup.sh does so). This
 module is imported only when `--camera picam` is asked for, so nothing else needs picamera2.
 
 Every failure to open the camera is a CameraError (exit 4, NO_CAMERA) with what to do; a frame

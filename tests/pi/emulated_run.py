@@ -4,10 +4,11 @@
 
 1. A Debian bookworm arm64 userland (tests/pi/rootfs.sh, cached in ~/.cache/alledge/pi-rootfs).
 2. alledge as committed (HEAD, built into a wheel from `git archive`) with the `device` extra,
-   installed from aarch64 CPython 3.11 wheels only (`pip install --target --platform ...`).
+   installed from aarch64 CPython 3.11 wheels only (`pip install --target --platform ...`),
+   and the same wheel with x86_64 wheels for the reference run here.
 3. Under qemu-aarch64-static: `uname -m`, `alledge info`, `alledge classify --json` on the
    first n/4 test images of each class of the paper split, and `alledge bench`.
-4. The same classify here (x86_64, this .venv's runtime); top-1 agreement and the largest
+4. The same classify here (x86_64, LiteRT 2.x), on the same wheel; agreement and the largest
    probability difference between the two go into --out with command, commit, machine, date.
 
 qemu translates every arm64 instruction: its timings say nothing about a Pi's, so the bench
@@ -47,7 +48,9 @@ def main():
     images = test_images(Path(args.data), args.n)
     with tempfile.TemporaryDirectory(prefix="alledge-pi-") as tmp:
         tmp = Path(tmp)
-        site = install_aarch64(tmp)
+        wheel = build_wheel(tmp)
+        site = install(wheel, tmp / "site-aarch64", aarch64=True)
+        site_x86 = install(wheel, tmp / "site-x86_64", aarch64=False)
         pi = Emulated(root, site, tmp / "home")
         machine = pi.run([str(root / "bin/uname"), "-m"]).strip()
         info = json.loads(pi.alledge("info", "--json"))
@@ -55,14 +58,17 @@ def main():
               f"opencv {info['opencv']}, runtime {info['runtime']}", flush=True)
         emulated = rows(pi.alledge("classify", "--json", "--no-log", *images))
         bench = json.loads(pi.alledge("bench", "--runs", "3", "--threads", "1", "--json"))
+        # the same wheel here: -S keeps this venv's packages (and its editable alledge,
+        # which may hold uncommitted changes) out, so both sides run exactly HEAD
+        x86_env = dict(clean_env(tmp / "home-x86"), PYTHONPATH=str(site_x86))
         native = rows(subprocess.run(
-            [sys.executable, "-m", "alledge.device.cli", "classify", "--json", "--no-log",
-             *images], env=clean_env(tmp / "home-x86"), capture_output=True, text=True,
+            [sys.executable, "-S", "-m", "alledge.device.cli", "classify", "--json",
+             "--no-log", *images], env=x86_env, capture_output=True, text=True,
             check=True).stdout)
         native_rt = subprocess.run(
-            [sys.executable, "-c", "from alledge.device.runtime import runtime; "
-             "m, v, *_ = runtime(); print(m, v)"], capture_output=True, text=True,
-            check=True).stdout.strip()
+            [sys.executable, "-S", "-c", "from alledge.device.runtime import runtime; "
+             "m, v, *_ = runtime(); print(m, v)"], env=x86_env, capture_output=True,
+            text=True, check=True).stdout.strip()
     agree, diff = compare(emulated, native, images)
     result = {
         "machine": machine,
@@ -111,23 +117,27 @@ def test_images(data, n):
     return images
 
 
-def install_aarch64(tmp):
-    """alledge[device] from HEAD and aarch64 cp311 wheels into tmp/site; returns the folder."""
-    src, wheels, site = tmp / "src", tmp / "wheels", tmp / "site"
+def build_wheel(tmp):
+    """alledge as committed (HEAD) in a wheel, so the result's commit names exactly what ran."""
+    src, wheels = tmp / "src", tmp / "wheels"
     src.mkdir()
-    # the committed tree, so the result's commit names exactly what ran
     archive = subprocess.run(["git", "-C", str(REPO), "archive", "HEAD"], capture_output=True,
                              check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
          "-w", str(wheels), str(src)])
-    wheel = next(wheels.glob("alledge-*.whl"))
-    platforms = [a for p in PLATFORMS for a in ("--platform", p)]
-    run([sys.executable, "-m", "pip", "install", "-q", "--target", str(site), *platforms,
-         "--python-version", "3.11", "--implementation", "cp", "--only-binary=:all:",
-         f"{wheel}[device]"])
-    names = sorted(p.name for p in site.glob("*.dist-info"))
-    print("aarch64 site: " + ", ".join(n.removesuffix(".dist-info") for n in names), flush=True)
+    return next(wheels.glob("alledge-*.whl"))
+
+
+def install(wheel, site, aarch64):
+    """wheel[device] and its requirements, wheels only, into the folder `site`: for aarch64
+    CPython 3.11 (what pip on a Pi would pick), or for this machine."""
+    target = ([a for p in PLATFORMS for a in ("--platform", p)]
+              + ["--python-version", "3.11", "--implementation", "cp"]) if aarch64 else []
+    run([sys.executable, "-m", "pip", "install", "-q", "--target", str(site), *target,
+         "--only-binary=:all:", f"{wheel}[device]"])
+    names = sorted(p.name.removesuffix(".dist-info") for p in site.glob("*.dist-info"))
+    print(f"{'aarch64' if aarch64 else 'x86_64'} site: " + ", ".join(names), flush=True)
     return site
 
 
