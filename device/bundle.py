@@ -119,11 +119,15 @@ def load_bundle(path):
     manifest_path = path / MANIFEST
     manifest = _parse_manifest(manifest_path, _read_regular(manifest_path, MAX_MANIFEST_BYTES))
     _check_manifest(manifest_path, manifest)
-    if manifest["integrity"] != manifest_digest(manifest):
+    try:
+        digest = manifest_digest(manifest)
+    except (RecursionError, ValueError):  # nested just under the parser's limit
+        raise BundleError(f"{manifest_path}: not a manifest (JSON nested too deeply)") from None
+    if manifest["integrity"] != digest:
         raise BundleError(f"{manifest_path}: edited after the bundle was built (its integrity "
                           "digest does not match its contents); rebuild or re-copy the bundle")
     _check_files(path, manifest)
-    return Bundle(path=path, manifest=manifest, id=f"{manifest['name']}@{manifest['integrity'][:12]}")
+    return Bundle(path=path, manifest=manifest, id=f"{manifest['name']}@{digest[:12]}")
 
 
 def _read_regular(file, limit):
@@ -131,8 +135,8 @@ def _read_regular(file, limit):
     try:
         st = os.lstat(file)
     except FileNotFoundError:
-        raise BundleError(f"{file}: missing (not a bundle directory)"
-                          if file.name == MANIFEST else f"{file}: missing from the bundle") from None
+        where = "(not a bundle directory)" if file.name == MANIFEST else "from the bundle"
+        raise BundleError(f"{file}: missing {where}") from None
     except OSError as e:
         raise BundleError(f"{file}: unreadable ({e.strerror})") from None
     _check_regular(file, st, limit)
