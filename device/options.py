@@ -14,12 +14,22 @@ MAX_THREADS = 64  # more threads than a Pi (4 cores) or this desktop has only sl
 
 
 def _set_trust(ctx, param, value):
-    # --trust is $ALLEDGE_TRUST for this run, so every bundle loader in the process sees it
+    # --trust is $ALLEDGE_TRUST for this command, so every bundle loader in it sees it; put
+    # back when the command ends (a test runs many commands in one process)
     if value is not None:
         if value == "":
             raise click.BadParameter("an empty path", ctx=ctx, param=param)
+        before = os.environ.get("ALLEDGE_TRUST")
         os.environ["ALLEDGE_TRUST"] = value
+        ctx.call_on_close(lambda: _restore_env("ALLEDGE_TRUST", before))
     return value
+
+
+def _restore_env(name, value):
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def bundle_option(f):

@@ -197,3 +197,14 @@ def test_convert_sign_writes_a_bundle_the_device_trusts(env, keys, trained, imag
                   "--quant", "float32", "--no-eval", "--sign", keys / "new.pub")
     refused(bad, exitcodes.USAGE, "private key")
     assert not (tmp_path / "x").exists()  # refused before converting
+
+
+def test_trust_flag_holds_for_its_command_only(keys, bundle, image, monkeypatch):
+    # in one process (the web app, a test session) --trust must not outlive its command
+    from click.testing import CliRunner
+    from alledge.device.cli import main
+    monkeypatch.delenv("ALLEDGE_TRUST", raising=False)
+    r = CliRunner().invoke(main, ["classify", str(image), "--bundle", str(bundle), "--no-log",
+                                  "--trust", str(keys / "old.pub")])
+    assert r.exit_code == exitcodes.BAD_BUNDLE and "not signed" in r.output
+    assert "ALLEDGE_TRUST" not in os.environ
