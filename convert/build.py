@@ -82,20 +82,61 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
         "split_id": info.get("split_id"), "metrics": None,
     }
     scorer = (lambda bundle: evaluate_on_test(bundle, root, rows)) if evaluate else None
+    hook = None
+    if rows is not None and info["kind"] == "svm":
+        from .gate import gate_for
+        hook = gate_for(root, rows, (info.get("svm") or {}).get("best_params") or {}, log=log)
     write_bundle(out, tflite, fields, svm_path=svm_path, edgetpu_bytes=edgetpu_bytes,
-                 evaluate=scorer)
+                 evaluate=scorer, gate=hook)
     return load_bundle(out).manifest
 
 
+def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, log=print):
+    """Fit the out-of-domain gate and prediction sets of an existing 'svm' bundle anew and
+    rewrite it in place: the model and SVM bytes are kept, the manifest is written once."""
+    from alledge.device.bundle import BundleError
+    from alledge.train.dataset import resolve_root
+    from alledge.train.split import read_split
+    from .gate import gate_for, svm_params_of
+    try:
+        old = load_bundle(bundle_dir)
+    except BundleError as e:
+        raise ConvertError(str(e), exitcodes.BAD_BUNDLE) from None
+    if old.kind != "svm":
+        raise ConvertError(f"{bundle_dir}: only 'svm' bundles expose the features a gate needs")
+    try:
+        rows, split_id = read_split(split_csv)
+        root = resolve_root(data_dir)
+        params = svm_params_of(model_dir)
+    except (OSError, ValueError) as e:
+        raise ConvertError(first_line(e)) from None
+    if split_id != old.manifest.get("split_id"):
+        raise ConvertError(f"{split_csv} is not the split the bundle was trained on "
+                           f"(id {split_id[:12]} vs {str(old.manifest.get('split_id'))[:12]})")
+    m = old.manifest
+    fields = {k: m.get(k) for k in ("kind", "name", "quantization", "source_model", "split_id")}
+    fields["classes"] = m["classes"]
+    edgetpu = old.edgetpu_model_path.read_bytes() if old.edgetpu_model_path else None
+    write_bundle(bundle_dir, old.model_path.read_bytes(), fields, svm_path=old.svm_path,
+                 edgetpu_bytes=edgetpu, evaluate=lambda b: evaluate_on_test(b, root, rows),
+                 gate=gate_for(root, rows, params, flag_rate, coverage, log=log))
+    return load_bundle(bundle_dir).manifest
+
+
 def evaluate_on_test(bundle, root, rows):
-    """Test-split metrics of a Bundle, through the device's Classifier."""
+    """Test-split metrics of a Bundle, through the device's Classifier; with a gate, also
+    what it answers (statuses, accuracy of the answered, prediction-set coverage)."""
     from alledge.device.classify import Classifier
     from alledge.train.evaluate import evaluate
     from alledge.train.split import subset
     from .evaluation import load_test_images, predict
+    from .gate import gated_metrics
     test = subset(rows, "test")
     probs, _ = predict(Classifier(bundle), load_test_images(root, test))
-    return evaluate(np.array([r["label_id"] for r in test]), probs.argmax(1))
+    metrics = evaluate(np.array([r["label_id"] for r in test]), probs.argmax(1))
+    if bundle.manifest.get("ood") or bundle.manifest.get("conformal"):
+        metrics["gated"] = gated_metrics(bundle, root, rows)
+    return metrics
 
 
 def _edgetpu(tflite, log):

@@ -82,8 +82,12 @@ def build_manifest(tflite_bytes, fields, has_svm, has_edgetpu):
 
 
 def write_bundle(out_dir, tflite_bytes, manifest_fields, svm_path=None, edgetpu_bytes=None,
-                 evaluate=None):
+                 evaluate=None, gate=None):
     """Write the bundle directory `out_dir` (replacing one already there); returns its path.
+
+    gate: optional callable(Bundle) -> ({file name: bytes}, {manifest section: value}), run
+    on the staged files: the out-of-domain score and prediction sets fitted on what this
+    very model computes (alledge.convert.gate). Its files and sections join the manifest.
 
     evaluate: optional callable(Bundle) -> metrics dict, run on the staged files before the
     manifest exists, so the manifest is written once, metrics included, and the bundle only
@@ -105,6 +109,13 @@ def write_bundle(out_dir, tflite_bytes, manifest_fields, svm_path=None, edgetpu_
         for name, data in contents.items():
             atomic_write_bytes(tmp / name, data)
             manifest["files"][name] = hashlib.sha256(data).hexdigest()
+        if gate is not None:
+            staged = dbundle.Bundle(path=tmp, manifest=manifest, id=f"{manifest['name']}@staged")
+            files, sections = gate(staged)
+            for name, data in files.items():
+                atomic_write_bytes(tmp / name, data)
+                manifest["files"][name] = hashlib.sha256(data).hexdigest()
+            manifest.update(sections)
         if evaluate is not None:
             # Files just written from memory; load_bundle below checks them all before rename
             staged = dbundle.Bundle(path=tmp, manifest=manifest, id=f"{manifest['name']}@staged")

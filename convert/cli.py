@@ -55,6 +55,45 @@ def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no
 
 
 @click.command()
+@click.argument("bundle_dir", type=click.Path(file_okay=False))
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
+              help="The dataset the bundle's model was trained on.")
+@click.option("--split", "split_csv", required=True, type=click.Path(dir_okay=False),
+              help="The split the bundle's model was trained on (its id is checked).")
+@click.option("--model-dir", required=True, type=click.Path(file_okay=False),
+              help="The trained model directory (its model.json names the SVM's "
+                   "hyperparameters, refitted per fold for the prediction sets).")
+@click.option("--flag-rate", default=0.01, show_default=True, type=click.FloatRange(0.001, 0.2),
+              help="Share of in-domain training images the out-of-domain gate may flag.")
+@click.option("--coverage", default=0.95, show_default=True, type=click.FloatRange(0.5, 0.999),
+              help="Prediction-set coverage.")
+@click.option("--sign", "sign_key", type=click.Path(dir_okay=False), default=None,
+              help="Sign the rewritten bundle with this Ed25519 private key.")
+def gate(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, sign_key):
+    """Fit a bundle's out-of-domain gate and prediction sets on its training split (in place)."""
+    _quiet_tf()
+    require("sklearn", "train")
+    from .build import ConvertError, regate_bundle
+    from .sign import SignError, load_private_key, sign_bundle
+    try:
+        key = load_private_key(sign_key) if sign_key else None
+    except SignError as e:
+        fail(str(e), exitcodes.USAGE)
+    try:
+        m = regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage,
+                          log=lambda msg: click.echo(msg, err=True))
+    except ConvertError as e:
+        fail(str(e), e.code)
+    signed = f", signed by key {sign_bundle(bundle_dir, key)}" if key is not None else ""
+    g = (m.get("metrics") or {}).get("gated") or {}
+    click.echo(f"wrote {bundle_dir}: out-of-domain threshold {m['ood']['threshold']:.1f}, "
+               f"set threshold {m['conformal']['threshold']:.3f}; test: answered "
+               f"{g.get('answered', 0):.4f}, accuracy of answered "
+               f"{g.get('accuracy_of_answered', 0):.4f}, set coverage "
+               f"{g.get('set_coverage', 0):.4f}{signed}")
+
+
+@click.command()
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--split", "split_csv", required=True, type=click.Path(dir_okay=False))
 @click.option("--models", required=True, type=click.Path(file_okay=False),

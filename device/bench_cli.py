@@ -1,7 +1,10 @@
 """`alledge bench [--bundle DIR] [--threads N] [--runs N] [--image PATH]`: latency per stage.
 
-Stages: decode (JPEG/PNG bytes -> RGB), preprocess (resize, dtype), invoke (set input, run,
-read output), svm (svm bundles only) and end to end. Median and p90 over --runs after a few
+Stages: decode (JPEG/PNG bytes -> RGB), quality (the gate's measures and verdict),
+preprocess (resize, dtype), invoke (set input, run, read output), ood (the out-of-domain
+score, bundles with a gate), svm (svm bundles only: probabilities and the prediction set)
+and end to end. Every stage runs on every run, whatever the gate would have said, so the
+figures are those of an image that is answered. Median and p90 over --runs after a few
 warm-up runs. Without --image a synthetic 640x480 JPEG frame is used.
 """
 import datetime
@@ -14,8 +17,9 @@ import click
 import cv2
 import numpy as np
 
-from . import exitcodes
+from . import exitcodes, quality
 from .cli import fail
+from .conformal import prediction_set
 from .images import ImageError, decode_rgb, read_file
 from .options import bundle_option, delegate_option, open_classifier, threads_option
 from .provenance import provenance
@@ -39,7 +43,8 @@ def bench(bundle_dir, threads, delegate, runs, image, as_json):
         decode_rgb(data)
     except ImageError as e:
         fail(f"{image}: {e}", exitcodes.USAGE)
-    times = {k: [] for k in ("decode", "preprocess", "invoke", "svm", "end_to_end")}
+    times = {k: [] for k in ("decode", "quality", "preprocess", "invoke", "ood", "svm",
+                             "end_to_end")}
     for i in range(WARMUP + runs):
         t = time_once(classifier, data)
         if i >= WARMUP:
@@ -47,6 +52,8 @@ def bench(bundle_dir, threads, delegate, runs, image, as_json):
                 times[k].append(v)
     if classifier.svm is None:
         del times["svm"]
+    if classifier.ood is None:
+        del times["ood"]
     summary = {k: {"median_ms": round(float(np.median(v)), 3),
                    "p90_ms": round(float(np.percentile(v, 90)), 3)} for k, v in times.items()}
     if as_json:
@@ -77,15 +84,21 @@ def time_once(classifier, data):
     t0 = time.perf_counter()
     rgb = decode_rgb(data)
     t1 = time.perf_counter()
+    quality.judge(quality.measure(rgb), classifier.thresholds)
+    tq = time.perf_counter()
     x = classifier.prepare(rgb)
     t2 = time.perf_counter()
     out = classifier.infer(x)
     t3 = time.perf_counter()
-    classifier.to_probabilities(out)
+    if classifier.ood is not None:
+        classifier.ood.score(out)
+    to = time.perf_counter()
+    probs = classifier.to_probabilities(out)
+    prediction_set(probs, classifier.bundle.classes, classifier.set_threshold or 1.0)
     t4 = time.perf_counter()
     ms = lambda a, b: (b - a) * 1000.0  # noqa: E731
-    return {"decode": ms(t0, t1), "preprocess": ms(t1, t2), "invoke": ms(t2, t3),
-            "svm": ms(t3, t4), "end_to_end": ms(t0, t4)}
+    return {"decode": ms(t0, t1), "quality": ms(t1, tq), "preprocess": ms(tq, t2),
+            "invoke": ms(t2, t3), "ood": ms(t3, to), "svm": ms(to, t4), "end_to_end": ms(t0, t4)}
 
 
 def synthetic_jpeg(width=640, height=480, seed=0):

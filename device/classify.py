@@ -1,4 +1,14 @@
-"""Image -> class and probabilities, with a verified bundle. The same for files and frames.
+"""Image -> a status, and a class only when the device can judge it. The same for files and frames.
+
+Every image ends in one of four statuses:
+    ok             label, probabilities, prediction_set, ood_score, quality
+    out_of_domain  the features lie outside what the model was trained on (alledge.device.ood):
+                   label null, ood_score and the threshold, a reason
+    rejected       the quality gate said no (too small, too dark, overexposed, blank, out of
+                   focus: alledge.device.quality), with the measured value; label null
+    error          unreadable or corrupt (the record's `error` key)
+A bundle without an `ood` section (older bundles, CNN bundles for now) never says
+out_of_domain, and one without `conformal` gives the top class alone as its prediction set.
 
 For a 'cnn' bundle the model outputs the probabilities; for an 'svm' bundle the model is a
 feature extractor and the plain-weights SVM (alledge.device.svm) turns its features into
@@ -13,8 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from . import runtime
+from . import quality
 from .bundle import BundleError
+from .conformal import prediction_set
 from .images import ImageError, decode_rgb, is_regular_file
+from .ood import OodError, load_ood
 from .preprocess import preprocess
 from .svm import SvmError, load_svm
 
@@ -22,8 +35,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 class Classifier:
-    def __init__(self, bundle, threads=None, delegate=None):
+    def __init__(self, bundle, threads=None, delegate=None, thresholds=quality.Thresholds()):
         self.bundle = bundle
+        self.thresholds = thresholds
         model = bundle.model_path
         if delegate == "edgetpu":
             model = bundle.edgetpu_model_path
@@ -42,6 +56,25 @@ class Classifier:
             if n_out != len(bundle.classes):
                 raise BundleError(f"{model}: model gives {n_out} outputs for the manifest's "
                                   f"{len(bundle.classes)} classes")
+        self.ood, self.ood_threshold = self._load_ood()
+        self.set_threshold = _number(bundle.manifest, "conformal", "threshold", bundle.path)
+
+    def _load_ood(self):
+        section = self.bundle.manifest.get("ood")
+        if section is None:
+            return None, None
+        threshold = _number(self.bundle.manifest, "ood", "threshold", self.bundle.path)
+        name = section.get("file") if isinstance(section, dict) else None
+        if not isinstance(name, str) or name not in self.bundle.manifest.get("files", {}):
+            raise BundleError(f"{self.bundle.path}: 'ood.file' must name a file of the bundle")
+        try:
+            score = load_ood(self.bundle.path / name)
+        except OodError as e:
+            raise BundleError(str(e)) from None
+        if self.svm is None or score.n_features != self.svm.n_features:
+            raise BundleError(f"{self.bundle.path / name}: the out-of-domain score does not take "
+                              "this bundle's features")
+        return score, threshold
 
     def _load_svm(self):
         try:
@@ -72,18 +105,44 @@ class Classifier:
         return self.svm.predict_proba(output[None, :])[0]
 
     # whole
-    def classify_rgb(self, rgb):
-        """HxWx3 uint8 RGB -> result dict {label, probabilities, latency_ms}."""
-        start = time.perf_counter()
-        probs = self.to_probabilities(self.infer(self.prepare(rgb)))
-        return self.result(probs, time.perf_counter() - start)
+    def classify_rgb(self, rgb, start=None):
+        """HxWx3 uint8 RGB -> result dict: status, and label/probabilities when ok."""
+        start = time.perf_counter() if start is None else start
+        measures = quality.measure(rgb)
+        verdict = quality.judge(measures, self.thresholds)
+        if verdict is not None:
+            reason, detail = verdict
+            return self._done({"status": "rejected", "label": None, "probabilities": None,
+                               "reason": f"{reason}: {detail}", "quality": measures}, start)
+        output = self.infer(self.prepare(rgb))
+        ood_score = None
+        if self.ood is not None:
+            ood_score = round(self.ood.score(output), 3)
+            if ood_score > self.ood_threshold:
+                return self._done({
+                    "status": "out_of_domain", "label": None, "probabilities": None,
+                    "ood_score": ood_score, "ood_threshold": round(self.ood_threshold, 3),
+                    "reason": "unlike every training image (out-of-domain score "
+                              f"{ood_score:.1f} > {self.ood_threshold:.1f}): another stain, "
+                              "lab or microscope, or not a blood smear",
+                    "quality": measures}, start)
+        probs = self.to_probabilities(output)
+        result = self.result(probs, 0.0)
+        result.update(status="ok", ood_score=ood_score, quality=measures,
+                      prediction_set=prediction_set(probs, self.bundle.classes,
+                                                    self.set_threshold if self.set_threshold
+                                                    is not None else 1.0))
+        return self._done(result, start)
 
     def classify_bytes(self, data):
         """Encoded JPEG/PNG -> result dict; latency includes decoding. Raises ImageError."""
         start = time.perf_counter()
-        rgb = decode_rgb(data)
-        probs = self.to_probabilities(self.infer(self.prepare(rgb)))
-        return self.result(probs, time.perf_counter() - start)
+        return self.classify_rgb(decode_rgb(data), start)
+
+    @staticmethod
+    def _done(result, start):
+        result["latency_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
+        return result
 
     def result(self, probs, seconds):
         if len(probs) != len(self.bundle.classes):
@@ -95,6 +154,17 @@ class Classifier:
             "probabilities": {c: float(p) for c, p in zip(classes, probs)},
             "latency_ms": round(seconds * 1000.0, 3),
         }
+
+
+def _number(manifest, section, key, where):
+    """manifest[section][key] as a finite float, None when the section is absent."""
+    part = manifest.get(section)
+    if part is None:
+        return None
+    value = part.get(key) if isinstance(part, dict) else None
+    if type(value) not in (int, float) or not np.isfinite(value):
+        raise BundleError(f"{where}: manifest '{section}.{key}' must be a number")
+    return float(value)
 
 
 def classify_data(classifier, data, path):
@@ -110,28 +180,44 @@ def classify_data(classifier, data, path):
     return result_record(path, result, classifier.bundle.id)
 
 
+RECORD_KEYS = {
+    "ok": ("label", "probabilities", "prediction_set", "ood_score", "quality"),
+    "out_of_domain": ("label", "ood_score", "ood_threshold", "reason", "quality"),
+    "rejected": ("label", "reason", "quality"),
+}
+
+
 def result_record(path, result, bundle_id):
     """The one object `classify --json` prints (and `serve`'s /api/classify returns)."""
-    return {"path": path, "label": result["label"],
-            "probabilities": result["probabilities"],
-            "latency_ms": result["latency_ms"], "bundle": bundle_id}
+    status = result.get("status", "ok")
+    record = {"path": path, "status": status}
+    record.update((k, result.get(k)) for k in RECORD_KEYS[status])
+    record.update(latency_ms=result["latency_ms"], bundle=bundle_id)
+    return record
 
 
 def error_record(path, error):
-    return {"path": path, "error": error}
+    return {"path": path, "status": "error", "label": None, "error": error}
 
 
 def format_record(record):
-    """One line of text for a result or error record."""
-    if "error" in record:
-        return f"{record['path']}: error: {record['error']}"
+    """One line of text for a record: the answer, or in words what could not be judged."""
     return f"{record['path']}: {format_result(record)}"
 
 
 def format_result(result):
-    """Label, probabilities and latency of a result, as words."""
+    """A result's status in words: label, probabilities and latency when ok."""
+    status = result.get("status", "ok")
+    if status == "error" or "error" in result:
+        return f"error: {result['error']}"
+    if status == "rejected":
+        return f"not judged, image rejected ({result['reason']})"
+    if status == "out_of_domain":
+        return f"not judged, out of domain ({result['reason']})"
     probs = "  ".join(f"{c} {p:.3f}" for c, p in result["probabilities"].items())
-    return f"{result['label']}  ({probs})  {result['latency_ms']:.1f} ms"
+    alts = result.get("prediction_set") or [result["label"]]
+    hedge = f"  could also be: {', '.join(alts[1:])}" if len(alts) > 1 else ""
+    return f"{result['label']}  ({probs}){hedge}  {result['latency_ms']:.1f} ms"
 
 
 def sha256_bytes(data):

@@ -25,8 +25,10 @@ from .results_log import LogError
 def classify(images, bundle_dir, as_json, threads, delegate, db, no_log):
     """Classify blood smear images: files, folders (their JPEG/PNG files) and globs.
 
-    Each result is written to the results log before it is printed. A file that cannot be
-    classified is reported and the batch goes on; the exit code is then 1.
+    Each line has a status: ok (a label and its prediction set), out_of_domain (unlike the
+    training smears: not judged), rejected (the quality gate said no, with the measured
+    value) or error (unreadable). Each result is written to the results log before it is
+    printed. An error is reported and the batch goes on; the exit code is then 1.
     """
     classifier = open_classifier(bundle_dir, threads, delegate)
     log = open_log(db, enabled=not no_log)
@@ -45,7 +47,7 @@ def classify(images, bundle_dir, as_json, threads, delegate, db, no_log):
         elif log is not None:
             try:
                 log.record(record, source=name, input_sha256=sha256_bytes(data),
-                           bundle=classifier.bundle.id)
+                           bundle=classifier.bundle.id, quality=record.get("quality"))
             except LogError as e:
                 fail(str(e), exitcodes.USAGE)
         emit(record, as_json)

@@ -17,6 +17,7 @@ LAZY_COMMANDS = {
     "train": ("alledge.train.cli", "train", "train"),
     "convert": ("alledge.convert.cli", "convert", "train"),
     "report": ("alledge.convert.cli", "report", "train"),
+    "gate": ("alledge.convert.cli", "gate", "train"),
     "keys": ("alledge.convert.sign", "keys", "train"),
     "classify": ("alledge.device.classify_cli", "classify", "device"),
     "capture": ("alledge.device.capture_cli", "capture", "device"),

@@ -9,6 +9,8 @@ WORK_SIDE pixels, so that thresholds do not depend on the camera's resolution):
     sharpness   variance of the Laplacian (low = out of focus)
 
 A frame is rejected, in this order, as
+    too small      shorter side < min_side pixels    (default 64: a 1x1 image, a 10000x10
+                   strip; the dataset's fields are 224 px, a blood cell is ~20-60 px)
     too dark       brightness < min_brightness      (default 40)
     overexposed    clipped > max_clipped             (default 0.80)
     blank          contrast < min_contrast           (default 8)
@@ -37,12 +39,14 @@ class Thresholds:
     max_clipped: float = 0.80
     min_contrast: float = 8.0
     min_sharpness: float = 30.0
+    min_side: int = 64
 
 
 def measure(rgb):
-    """HxWx3 uint8 RGB -> dict of the four measures (plain floats)."""
+    """HxWx3 uint8 RGB -> dict of the measures (plain numbers)."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     h, w = grey.shape
+    size = {"width": int(w), "height": int(h)}
     if max(h, w) > WORK_SIDE:
         f = WORK_SIDE / max(h, w)
         grey = cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))),
@@ -53,12 +57,16 @@ def measure(rgb):
         "clipped": round(float(np.mean(grey >= 250)), 4),
         "contrast": round(float(grey.std()), 3),
         "sharpness": round(float(lap.var()), 3),
+        **size,
     }
 
 
 def judge(measures, t=Thresholds()):
     """None if the frame passes, else (reason, message with the measured value)."""
     m = measures
+    if "width" in m and min(m["width"], m["height"]) < t.min_side:
+        return "too small", (f"{m['width']}x{m['height']} pixels, shorter side "
+                             f"< {t.min_side}")
     if m["brightness"] < t.min_brightness:
         return "too dark", f"brightness {m['brightness']:.1f} < {t.min_brightness:g}"
     if m["clipped"] > t.max_clipped:

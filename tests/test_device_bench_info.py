@@ -13,7 +13,7 @@ def test_bench_reports_median_and_p90_per_stage(tmp_path_factory):
                                   "--threads", "1"])
     assert r.exit_code == 0, r.output
     stages = json.loads(r.output)["stages"]
-    assert list(stages) == ["decode", "preprocess", "invoke", "svm", "end_to_end"]
+    assert list(stages) == ["decode", "quality", "preprocess", "invoke", "svm", "end_to_end"]
     for s in stages.values():
         assert 0 <= s["median_ms"] <= s["p90_ms"]
     assert stages["end_to_end"]["median_ms"] >= stages["invoke"]["median_ms"]

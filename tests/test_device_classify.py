@@ -32,7 +32,10 @@ def test_json_lines_follow_the_design(tmp_path_factory, int8):
     rows = json_lines(out)
     assert [r["path"] for r in rows] == sorted(str(p) for p in images.iterdir())
     for r in rows:
-        assert list(r) == ["path", "label", "probabilities", "latency_ms", "bundle"]
+        assert list(r) == ["path", "status", "label", "probabilities", "prediction_set",
+                           "ood_score", "quality", "latency_ms", "bundle"]
+        assert r["status"] == "ok" and r["prediction_set"][0] == r["label"]
+        assert r["ood_score"] is None  # a CNN bundle has no out-of-domain gate yet
         assert list(r["probabilities"]) == list(CLASSES)
         assert r["label"] == max(r["probabilities"], key=r["probabilities"].get)
         assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=0.02)
@@ -61,8 +64,10 @@ def test_bad_file_in_a_batch_is_reported_and_the_batch_goes_on(tmp_path_factory,
     rows = json_lines(out)
     assert [r["path"] for r in rows] == [str(a) for a in args]
     assert "label" in rows[0] and "label" in rows[3]
-    assert rows[1] == {"path": str(tmp_path / "notes.jpg"), "error": "not a JPEG or PNG image"}
-    assert rows[2] == {"path": str(tmp_path / "missing.png"), "error": "no such file"}
+    assert rows[1] == {"path": str(tmp_path / "notes.jpg"), "status": "error", "label": None,
+                       "error": "not a JPEG or PNG image"}
+    assert rows[2] == {"path": str(tmp_path / "missing.png"), "status": "error", "label": None,
+                       "error": "no such file"}
 
 
 def test_globs_expand_sorted_and_empty_patterns_are_errors(tmp_path_factory):

@@ -1,0 +1,152 @@
+"""The device refuses to guess: statuses, the out-of-domain gate, prediction sets.
+
+What it cannot judge it says so, in words and in the JSON: `rejected` (quality gate),
+`out_of_domain` (unlike the training smears), `error` (unreadable). Only `ok` names a class,
+and then with a prediction set at the bundle's stated coverage.
+"""
+import io
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from alledge.device.bundle import load_bundle
+from alledge.device.classify import Classifier, result_record
+from alledge.device.conformal import prediction_set
+from alledge.device.ood import OodError, load_ood, save_ood
+from alledge.train import gate
+
+ALLEDGE = [sys.executable, "-m", "alledge.device.cli"]
+DEFAULT = load_bundle.__globals__["DEFAULT_BUNDLE"]
+
+
+def clusters(n_per_class, seed, shift=0.0, d=20, classes=3):
+    rng = np.random.default_rng(seed)
+    centres = np.eye(classes, d) * 6.0
+    x = np.concatenate([rng.normal(size=(n_per_class, d)) + centres[c] + shift
+                        for c in range(classes)])
+    y = np.repeat(np.arange(classes), n_per_class)
+    return x, y
+
+
+# --- the score and the sets, on data whose answer is known --------------------------------
+
+def test_mahalanobis_score_is_low_inside_and_high_far_away():
+    x, y = clusters(200, seed=0)
+    arrays = gate.fit_mahalanobis(x, y, n_components=10)
+    inside = gate.mahalanobis_scores(arrays, clusters(50, seed=1)[0])
+    far = gate.mahalanobis_scores(arrays, clusters(50, seed=2, shift=8.0)[0])
+    assert np.median(far) > 10 * np.median(inside)
+
+
+def test_threshold_flags_about_the_stated_share_of_new_in_domain_data():
+    x, y = clusters(400, seed=0)
+    arrays = gate.fit_mahalanobis(x, y, 10)
+    oof = gate.out_of_fold(x, y, lambda a, b: gate.fit_mahalanobis(a, b, 10),
+                           gate.mahalanobis_scores)
+    t = gate.ood_threshold(oof, 0.05)
+    fresh = gate.mahalanobis_scores(arrays, clusters(1000, seed=3)[0])
+    # 3000 fresh points: a 5% target lands within 2-8% (binomial sd 0.4%, plus fit noise)
+    assert 0.02 < np.mean(fresh > t) < 0.08
+
+
+def test_lac_threshold_gives_the_nominal_coverage_on_exchangeable_data():
+    rng = np.random.default_rng(0)
+    n, k = 4000, 4
+    logits = rng.normal(size=(n, k)) * 2
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = np.array([rng.choice(k, p=pi) for pi in p])     # labels drawn from p: calibrated
+    t = gate.lac_threshold(p[:2000], y[:2000], coverage=0.9)
+    sets = [prediction_set(pi, list(range(k)), t) for pi in p[2000:]]
+    coverage = np.mean([yi in s for yi, s in zip(y[2000:], sets)])
+    assert 0.88 <= coverage <= 0.93
+
+
+def test_prediction_set_is_ordered_and_never_empty():
+    assert prediction_set([0.1, 0.5, 0.4], ["a", "b", "c"], 0.3) == ["b", "c"]
+    assert prediction_set([0.3, 0.35, 0.35], ["a", "b", "c"], 0.9) == ["b"]
+
+
+def test_ood_file_is_plain_arrays_and_checked(tmp_path):
+    x, y = clusters(50, seed=0)
+    arrays = gate.fit_mahalanobis(x, y, 5)
+    good = tmp_path / "ood.npz"
+    save_ood(good, **arrays)
+    assert load_ood(good).score(x[0]) == pytest.approx(gate.mahalanobis_scores(arrays, x[:1])[0],
+                                                       rel=1e-4)
+    bad = tmp_path / "pickled.npz"
+    np.savez(bad, format=np.array("alledge-ood/1"), mean=np.array([object()], dtype=object),
+             components=arrays["components"], class_means=arrays["class_means"],
+             precision=arrays["precision"])
+    with pytest.raises(OodError):
+        load_ood(bad)
+    shapes = tmp_path / "shapes.npz"
+    save_ood(shapes, arrays["mean"][:3], arrays["components"], arrays["class_means"],
+             arrays["precision"])
+    with pytest.raises(OodError, match="inconsistent"):
+        load_ood(shapes)
+
+
+# --- the shipped default bundle ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def default_classifier():
+    return Classifier(load_bundle(DEFAULT), threads=1)
+
+
+def test_default_bundle_carries_a_gate_and_sets():
+    m = load_bundle(DEFAULT).manifest
+    assert m["ood"]["target_flag_rate"] == 0.01 and m["ood"]["threshold"] > 0
+    assert m["conformal"]["coverage"] == 0.95 and 0 < m["conformal"]["threshold"] <= 1
+    assert "ood.npz" in m["files"]
+
+
+def _jpeg(rgb):
+    return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
+@pytest.mark.parametrize("name,rgb,reason", [
+    ("black", np.zeros((224, 224, 3), np.uint8), "too dark"),
+    ("grey", np.full((224, 224, 3), 128, np.uint8), "blank"),
+    ("white", np.full((224, 224, 3), 255, np.uint8), "overexposed"),
+    ("one pixel", np.full((1, 1, 3), 200, np.uint8), "too small"),
+    ("strip", np.random.default_rng(0).integers(0, 255, (10, 2000, 3), dtype=np.uint8),
+     "too small"),
+])
+def test_unusable_images_are_rejected_with_the_measured_value(default_classifier, name, rgb,
+                                                              reason):
+    result = default_classifier.classify_bytes(_jpeg(rgb))
+    assert result["status"] == "rejected" and result["label"] is None
+    assert result["reason"].startswith(reason)
+
+
+def test_noise_is_out_of_domain_not_a_class(default_classifier):
+    rgb = np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)
+    result = default_classifier.classify_bytes(_jpeg(rgb))
+    assert result["status"] == "out_of_domain" and result["label"] is None
+    assert result["ood_score"] > result["ood_threshold"]
+
+
+def test_every_json_line_has_a_status_and_text_says_what_was_not_judged(tmp_path):
+    cv2.imwrite(str(tmp_path / "black.jpg"), np.zeros((224, 224, 3), np.uint8))
+    (tmp_path / "text.jpg").write_text("not an image")
+    run = subprocess.run(ALLEDGE + ["classify", "--json", "--no-log", str(tmp_path / "black.jpg"),
+                                    str(tmp_path / "text.jpg")], capture_output=True, text=True)
+    lines = [json.loads(x) for x in run.stdout.splitlines()]
+    assert [d["status"] for d in lines] == ["rejected", "error"]
+    assert all(d["label"] is None for d in lines)
+    assert run.returncode == 1          # an error in the batch
+    text = subprocess.run(ALLEDGE + ["classify", "--no-log", str(tmp_path / "black.jpg")],
+                          capture_output=True, text=True)
+    assert text.returncode == 0 and "not judged, image rejected (too dark" in text.stdout
+
+
+def test_record_keys_by_status():
+    rec = result_record("a.jpg", {"status": "out_of_domain", "label": None, "ood_score": 300.0,
+                                  "ood_threshold": 132.6, "reason": "far", "quality": {},
+                                  "latency_ms": 1.0}, "b@1")
+    assert rec["status"] == "out_of_domain" and "probabilities" not in rec
+    assert rec["ood_threshold"] == 132.6 and rec["label"] is None
