@@ -133,8 +133,8 @@ def test_bench_times_every_stage(test_set, alledge, name):
                 "--image", sorted((test_set / "images").iterdir())[0], "--json")
     assert p.returncode == 0, p.stderr
     stages = json.loads(p.stdout)["stages"]
-    want = ["decode", "preprocess", "invoke", *(["svm"] if name.startswith("svm") else []),
-            "end_to_end"]
+    want = ["decode", "quality", "preprocess", "invoke",
+            *(["svm"] if name.startswith("svm") else []), "end_to_end"]
     assert list(stages) == want
     for s in stages.values():
         assert 0 <= s["median_ms"] <= s["p90_ms"]
