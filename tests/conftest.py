@@ -126,6 +126,11 @@ def pytest_sessionfinish(session, exitstatus):
                + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     for module, values in _recorded.items():
         path = MEASUREMENTS / f"{module}.json"
-        old = json.loads(path.read_text())["values"] if path.is_file() else {}
-        atomic_write_json(path, {"values": {**old, **values},
-                                 "provenance": provenance(command=command)})
+        old = json.loads(path.read_text()) if path.is_file() else {"values": {}}
+        out = {"values": {**old["values"], **values}, "provenance": provenance(command=command)}
+        kept = sorted(set(old["values"]) - set(values))
+        if kept:  # values this run did not re-measure keep the provenance they came with
+            earlier = [e for e in old.get("earlier", []) if set(e["values"]) & set(kept)]
+            earlier.append({"values": kept, "provenance": old["provenance"]})
+            out["earlier"] = earlier
+        atomic_write_json(path, out)

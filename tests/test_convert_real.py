@@ -41,8 +41,16 @@ def _tflite_features(interpreter, images):
     return np.stack(out)
 
 
+# float32 TFLite vs Keras: the measurements float32_vs_keras_{lite0,cnn} in
+# results/measurements/test_convert_real.json (`make measure`); allowed: twice that (another
+# build's summation order), never more than the README's 1e-4.
+def float32_tolerance(measured, name, diff):
+    return min(max(2 * measured(name, diff), 1e-6), 1e-4)
+
+
 def test_float32_tflite_equals_keras_within_1e4_on_real_images(real_data, split_rows,
-                                                               lite0_float32, tmp_path):
+                                                               lite0_float32, tmp_path,
+                                                               measured):
     from alledge.convert.tflite import convert_model
     from alledge.device import runtime
     from alledge.device.preprocess import preprocess
@@ -51,7 +59,8 @@ def test_float32_tflite_equals_keras_within_1e4_on_real_images(real_data, split_
     x = np.stack([preprocess(im, 224) for im in images]).astype(np.float32)
     keras_lite, interp = lite0_float32
     ref = np.asarray(keras_lite(x, training=False))
-    assert np.abs(_tflite_features(interp, images) - ref).max() < 1e-4
+    diff = float(np.abs(_tflite_features(interp, images) - ref).max())
+    assert diff <= float32_tolerance(measured, "float32_vs_keras_lite0", diff), diff
     cnn = build_improved_cnn(224, seed=1)
     (tmp_path / "cnn.tflite").write_bytes(convert_model(cnn, "float32"))
     cnn_interp = runtime.make_interpreter(tmp_path / "cnn.tflite")
@@ -61,7 +70,8 @@ def test_float32_tflite_equals_keras_within_1e4_on_real_images(real_data, split_
         runtime.set_input(cnn_interp, im)
         runtime.invoke(cnn_interp)
         got.append(runtime.get_output(cnn_interp))
-    assert np.abs(np.array(got) - ref).max() < 1e-4
+    diff = float(np.abs(np.array(got) - ref).max())
+    assert diff <= float32_tolerance(measured, "float32_vs_keras_cnn", diff), diff
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +90,15 @@ def real_features(real_data, split_rows, lite0_float32):
             feats(test), np.array([r["label_id"] for r in test]))
 
 
+# Floors of this module: the measurements in results/measurements/test_convert_real.json
+# (`make measure`) minus 10 of the 977 test images (the training sample is fixed, so the
+# figures repeat; the margin is for another library version's solver or kernels).
+REAL_MARGIN = 10 / 977
+
+
 @pytest.mark.parametrize("kernel", ["linear", "rbf"])
 def test_plain_weights_svm_equals_scikit_learn_on_the_real_test_split(real_features, kernel,
-                                                                      tmp_path):
+                                                                      tmp_path, measured):
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -100,15 +116,18 @@ def test_plain_weights_svm_equals_scikit_learn_on_the_real_test_split(real_featu
     assert np.abs(plain.decision_function(x_te) - sk_pipeline.decision_function(x_te)).max() < 1e-6
     assert np.abs(plain.predict_proba(x_te) - clf.predict_proba(x_te)).max() < 1e-6
     assert np.array_equal(plain.predict(x_te), clf.predict(x_te))
-    assert np.mean(plain.predict(x_te) == y_te) > 0.5  # real features, a real classifier
-
-
-INT8_REAL_AGREEMENT_FLOOR = 0.97  # measured: 0.987 in this test; 0.993 for the shipped bundle (report)
+    accuracy = float(np.mean(plain.predict(x_te) == y_te))  # real features, a real classifier
+    want = measured(f"svm_accuracy_{kernel}", accuracy)
+    assert accuracy >= want - REAL_MARGIN, (accuracy, want)
 
 
 def test_int8_extractor_agrees_with_float32_on_the_real_test_split(real_data, split_rows,
-                                                                   real_features, tmp_path):
-    """Full-integer Lite0, calibrated on training images only, keeps the SVM's answers."""
+                                                                   real_features, tmp_path,
+                                                                   measured):
+    """Full-integer Lite0, calibrated on training images only, keeps the SVM's answers and its
+    accuracy against the truth. (The shipped int8 bundle itself is held to its measured
+    accuracy in tests/test_default_bundle_real.py; its agreement with float32, 99.28%, is the
+    report's, results/paper/report.json, checked against the README by tests/test_claims.py.)"""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -117,7 +136,7 @@ def test_int8_extractor_agrees_with_float32_on_the_real_test_split(real_data, sp
     from alledge.device import runtime
     from alledge.train.lite import lite_backbone
     from alledge.train.loader import load_arrays
-    x_tr, y_tr, x_te, _ = real_features
+    x_tr, y_tr, x_te, y_te = real_features
     clf = CalibratedClassifierCV(Pipeline([("scaler", StandardScaler()),
                                            ("svc", SVC(kernel="linear", C=0.01))]),
                                  method="sigmoid", cv=3, ensemble=False).fit(x_tr, y_tr)
@@ -134,6 +153,11 @@ def test_int8_extractor_agrees_with_float32_on_the_real_test_split(real_data, sp
         runtime.set_input(interp, preprocess(im, 224))
         runtime.invoke(interp)
         feats.append(np.array(runtime.get_output(interp), dtype=np.float64))
-    agreement = np.mean(clf.predict(np.stack(feats)) == clf.predict(x_te))
-    print(f"int8 vs float32 label agreement on {len(images)} real test images: {agreement:.4f}")
-    assert agreement >= INT8_REAL_AGREEMENT_FLOOR
+    p8, p32 = clf.predict(np.stack(feats)), clf.predict(x_te)
+    agreement = float(np.mean(p8 == p32))
+    acc8, acc32 = float(np.mean(p8 == y_te)), float(np.mean(p32 == y_te))
+    print(f"int8 vs float32 on {len(images)} real test images: agreement {agreement:.4f}, "
+          f"accuracy {acc8:.4f} vs {acc32:.4f}")
+    assert agreement >= measured("int8_agreement", agreement) - REAL_MARGIN
+    assert acc8 >= measured("int8_accuracy", acc8) - REAL_MARGIN
+    assert acc8 >= acc32 - REAL_MARGIN  # int8 costs at most the margin against the truth

@@ -43,9 +43,16 @@ def test_svm_model_keeps_its_svm_as_plain_arrays_and_labels_random_weights(train
     assert info["svm"]["best_params"]["kernel"] in ("linear", "rbf")
 
 
-def test_colour_baseline_reaches_well_above_chance_on_the_synthetic_set(trained):
+# Floor: the measurement colour_baseline_accuracy in results/measurements/test_train.json
+# (`make measure`) minus 3 of the synthetic split's 36 test images.
+COLOUR_BASELINE_MARGIN = 3 / 36
+
+
+def test_colour_baseline_reaches_well_above_chance_on_the_synthetic_set(trained, measured):
     m = json.loads((trained["models"] / "colour-baseline" / "metrics.json").read_text())
-    assert m["accuracy"] > 0.4
+    want = measured("colour_baseline_accuracy", m["accuracy"])
+    assert m["accuracy"] >= want - COLOUR_BASELINE_MARGIN, (m["accuracy"], want)
+    assert m["accuracy"] > 0.25  # chance
 
 
 def test_feature_cache_means_a_second_extraction_never_builds_the_network(trained):
