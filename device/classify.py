@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import runtime
+from . import frames, runtime, scale, tiles
 from . import quality
 from .bundle import BundleError
 from .conformal import prediction_set
@@ -58,6 +58,14 @@ class Classifier:
                                   f"{len(bundle.classes)} classes")
         self.ood, self.ood_threshold = self._load_ood()
         self.set_threshold = _number(bundle.manifest, "conformal", "threshold", bundle.path)
+        # the scaled path (alledge.device.frames) for bundles that record their training scale
+        try:
+            self.training_diameter = scale.training_diameter(bundle.manifest)
+        except ValueError as e:
+            raise BundleError(f"{bundle.path}: {e}") from None
+        self.scale_hint = None   # a frames.ScaleHint: --rbc-diameter-px, --um-per-px, calibrate
+        self.keep_tiles = False  # --tiles: per-tile results in the record
+        self.max_tiles = tiles.MAX_TILES
 
     def _load_ood(self):
         section = self.bundle.manifest.get("ood")
@@ -136,8 +144,16 @@ class Classifier:
 
     def classify_bytes(self, data):
         """Encoded JPEG/PNG -> result dict; latency includes decoding. Raises ImageError."""
+        if self.training_diameter is not None:
+            return frames.classify_encoded(self, data, self.scale_hint)
         start = time.perf_counter()
         return self.classify_rgb(decode_rgb(data), start)
+
+    def classify_capture(self, rgb):
+        """A decoded camera frame -> result dict, at the training scale when the bundle has one."""
+        if self.training_diameter is not None:
+            return frames.classify_frame(self, rgb, hint=self.scale_hint)
+        return self.classify_rgb(rgb)
 
     @staticmethod
     def _done(result, start):
@@ -192,6 +208,7 @@ def result_record(path, result, bundle_id):
     status = result.get("status", "ok")
     record = {"path": path, "status": status}
     record.update((k, result.get(k)) for k in RECORD_KEYS[status])
+    record.update((k, result[k]) for k in ("scale", "tiles") if k in result)
     record.update(latency_ms=result["latency_ms"], bundle=bundle_id)
     return record
 

@@ -120,21 +120,27 @@ def check_header(data):
     return fmt, width, height, channels, depth
 
 
-def decode_rgb(data):
+def decode_rgb(data, reduce=1):
     """Decode JPEG/PNG bytes to an HxWx3 uint8 RGB array, or raise ImageError.
 
     Strict: a decoder warning (corrupt entropy data, a premature end, a bad CRC, zlib data
-    that does not match the header) is an error, never a guessed picture. One function per
-    format below, so scaled decoding (a `reduce` factor: JPEG's DCT-domain 1/2, 1/4, 1/8)
-    can be added to them without changing this entry point.
+    that does not match the header) is an error, never a guessed picture.
+
+    reduce (1, 2, 4 or 8): a JPEG is decoded that many times smaller in the DCT domain
+    (libjpeg-turbo's scaled IDCT: ceil(width / reduce) x ceil(height / reduce), the entropy
+    data still read and checked in full, so corrupt data is still an error), several times
+    faster than decoding it whole and shrinking it. A PNG is always decoded whole. The header
+    and memory checks are those of the full-size image.
     """
+    if reduce not in (1, 2, 4, 8):
+        raise ValueError(f"reduce must be 1, 2, 4 or 8, not {reduce!r}")
     fmt, width, height, channels, depth = check_header(data)
     if fmt == "jpeg":
-        return _decode_jpeg(data, depth)
+        return _decode_jpeg(data, depth, reduce, width, height)
     return _decode_png(data)
 
 
-def _decode_jpeg(data, depth):
+def _decode_jpeg(data, depth, reduce=1, width=0, height=0):
     if depth != 8:
         raise ImageError("wrong-mode", f"{depth}-bit JPEG is not supported (8-bit only)")
     # libjpeg-turbo through simplejpeg: the same library and settings (accurate integer DCT,
@@ -142,7 +148,12 @@ def _decode_jpeg(data, depth):
     # trained on (identical on all 3256 dataset images), but strict=True turns libjpeg's
     # warnings into errors where OpenCV only prints them and returns a grey-filled image.
     try:
-        return simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+        if reduce == 1:
+            return simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+        # the smallest DCT scaling that is at least this size: exactly 1/reduce
+        return simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True,
+                                      min_width=-(-width // reduce),
+                                      min_height=-(-height // reduce))
     except ValueError as e:
         raise ImageError("corrupt", f"image data is corrupt ({first_line(e)})") from None
 
