@@ -49,7 +49,10 @@ def _split_rows(info, split_csv):
 
 
 def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibration=200,
-                 edgetpu=False, evaluate=True, log=print):
+                 edgetpu=False, evaluate=True, gate=True, log=print):
+    """gate: fit the out-of-domain gate and prediction sets ('svm' bundles, with data).
+    The report turns it off: its bundles compare quantization levels, and fitting twelve
+    gates would add about twenty minutes to `make reproduce`."""
     import keras
     from alledge.train.dataset import resolve_root
     from alledge.train.loader import load_arrays
@@ -83,7 +86,7 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
     }
     scorer = (lambda bundle: evaluate_on_test(bundle, root, rows)) if evaluate else None
     hook = None
-    if rows is not None and info["kind"] == "svm":
+    if gate and rows is not None and info["kind"] == "svm":
         from .gate import gate_for
         hook = gate_for(root, rows, (info.get("svm") or {}).get("best_params") or {}, log=log)
     write_bundle(out, tflite, fields, svm_path=svm_path, edgetpu_bytes=edgetpu_bytes,

@@ -60,7 +60,7 @@ def ensure_bundle(model_dir, bundle_dir, quant, data_dir, split_csv, log):
         pass
     log(f"converting {Path(model_dir).name} -> {quant}")
     build_bundle(model_dir, bundle_dir, quant, data_dir=data_dir, split_csv=split_csv,
-                 evaluate=False, log=log)
+                 evaluate=False, gate=False, log=log)
     return load_bundle(bundle_dir)
 
 

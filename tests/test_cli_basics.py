@@ -11,7 +11,7 @@ from alledge.device import cli, exitcodes
 
 REPO = Path(__file__).resolve().parent.parent
 DESIGN_COMMANDS = {"data", "train", "convert", "report", "classify", "capture", "history",
-                   "bench", "info", "keys", "gate", "serve", "evaluate"}
+                   "bench", "info", "keys", "gate", "serve", "evaluate", "stress"}
 
 
 def test_help_lists_every_command_of_the_design(run_cli):

@@ -1,0 +1,200 @@
+"""Outside the dataset: what bundles answer, refuse and get wrong under capture changes and
+on smears they were never meant for. `alledge stress` writes it to results/.
+
+Every figure goes through the device code path: each image (changed or not) is encoded as a
+JPEG at quality 95, the way a re-written file would be, and handed to
+Classifier.classify_bytes (decode, quality gate, model, out-of-domain gate, SVM, sets).
+
+For each bundle and each input set it records the statuses (answered / out of domain /
+rejected / error), the accuracy of the answered images, the correct share of ALL images
+(unanswered counts as wrong) with a 95% bootstrap interval, and its drop against the clean
+test images. Input sets: the split's test images, clean and under every capture change of
+alledge.train.capture_changes at the chosen severities; and, labels unknown, another lab's
+smears (BCCD), the dataset's own Segmented/ images (black background), a synthetic smear set.
+Plus a risk-coverage curve on the clean test images (answering only the most confident).
+"""
+import glob
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from alledge.device.bundle import load_bundle
+from alledge.device.classify import Classifier
+from alledge.device.images import read_rgb
+from alledge.train import capture_changes
+from alledge.train.split import subset
+
+
+def _jpeg(rgb):
+    return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                        [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+def _run(classifier, images):
+    return [classifier.classify_bytes(_jpeg(im)) for im in images]
+
+
+def _ci(correct, n_boot=1000, seed=0):
+    correct = np.asarray(correct, dtype=float)
+    if len(correct) == 0:
+        return [0.0, 0.0]
+    idx = np.random.default_rng(seed).integers(0, len(correct), (n_boot, len(correct)))
+    lo, hi = np.percentile(correct[idx].mean(1), [2.5, 97.5])
+    return [round(float(lo), 4), round(float(hi), 4)]
+
+
+def figures(results, truth=None):
+    n = len(results)
+    st = [r.get("status", "ok") for r in results]
+    out = {"n": n}
+    for s in ("ok", "out_of_domain", "rejected", "error"):
+        out[s if s != "ok" else "answered"] = round(st.count(s) / n, 4) if n else 0.0
+    labels = [r.get("label") if s == "ok" else None for r, s in zip(results, st)]
+    out["benign_or_unanswered"] = round(np.mean([lab in (None, "Benign") for lab in labels]), 4)
+    if truth is not None:
+        correct = [lab == t for lab, t in zip(labels, truth)]
+        answered = [c for c, s in zip(correct, st) if s == "ok"]
+        out["correct_of_all"] = round(float(np.mean(correct)), 4)
+        out["correct_of_all_ci95"] = _ci(correct)
+        out["accuracy_of_answered"] = round(float(np.mean(answered)), 4) if answered else 0.0
+        sets = [r["prediction_set"] for r, s in zip(results, st) if s == "ok"]
+        if sets:
+            out["set_coverage"] = round(float(np.mean(
+                [t in p for t, p, s in zip([t for t, s in zip(truth, st) if s == "ok"], sets,
+                                           sets)])), 4)
+            out["mean_set_size"] = round(float(np.mean([len(p) for p in sets])), 3)
+    return out
+
+
+def risk_coverage(results, truth):
+    """Answer only the most confident: (coverage, risk) as the confidence bar rises."""
+    pairs = sorted(((max(r["probabilities"].values()), r["label"] == t)
+                    for r, t in zip(results, truth) if r.get("status") == "ok"),
+                   key=lambda p: -p[0])
+    n = len(results)
+    curve, wrong = [], 0
+    for k, (_, ok) in enumerate(pairs, 1):
+        wrong += not ok
+        curve.append((round(k / n, 4), round(wrong / k, 4)))
+    return curve
+
+
+def run_stress(bundle_dirs, data_dir, split_csv, out_dir, bccd_dir=None, severities=("moderate", "strong"),
+               synth_per_class=50, log=print):
+    from alledge.device.provenance import provenance
+    from alledge.device.fileio import atomic_write_json
+    from alledge.train.dataset import resolve_root
+    from alledge.train.split import read_split
+    rows, split_id = read_split(split_csv)
+    root = resolve_root(data_dir)
+    test = subset(rows, "test")
+    truth = [r["label"] for r in test]
+    clean = [read_rgb(root / r["path"]) for r in test]
+    others = _other_sets(Path(root), bccd_dir, synth_per_class, log)
+    report = {"split_file": str(split_csv), "split_id": split_id, "severities": list(severities),
+              "encoding": "JPEG quality 95, then Classifier.classify_bytes", "bundles": {},
+              "provenance": provenance()}
+    for bdir in bundle_dirs:
+        bundle = load_bundle(bdir)
+        if bundle.manifest.get("split_id") != split_id:
+            log(f"{bdir}: trained on another split than {split_csv}; its test figures here "
+                "would include its own training images: skipped")
+            continue
+        c = Classifier(bundle, threads=1)
+        log(f"{bundle.id}: clean test images")
+        base = _run(c, clean)
+        entry = {"bundle": bundle.id, "dir": str(bdir), "clean": figures(base, truth),
+                 "risk_coverage": risk_coverage(base, truth), "changes": {}, "other": {}}
+        for name, sev in capture_changes.suite(severities):
+            changed = [capture_changes.apply(im, name, sev, seed=i) for i, im in enumerate(clean)]
+            f = figures(_run(c, changed), truth)
+            f["drop"] = round(entry["clean"]["correct_of_all"] - f["correct_of_all"], 4)
+            entry["changes"][f"{name}/{sev}"] = f
+            log(f"  {name}/{sev}: correct of all {f['correct_of_all']:.4f} "
+                f"(answered {f['answered']:.4f})")
+        for name, images in others.items():
+            entry["other"][name] = figures(_run(c, images))
+            log(f"  {name}: {entry['other'][name]}")
+        report["bundles"][bundle.id] = entry
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "stress.json", report)
+    (out / "stress.md").write_text(to_markdown(report))
+    _plots(report, out)
+    return report
+
+
+def _other_sets(root, bccd_dir, synth_per_class, log):
+    import tempfile
+    from alledge.train.synth import write_synth
+    sets = {}
+    if bccd_dir:
+        paths = sorted(glob.glob(str(Path(bccd_dir) / "*.jpg")))
+        sets["bccd"] = [read_rgb(p) for p in paths]
+    seg = root.parent / "Segmented"
+    if seg.is_dir():
+        sets["segmented"] = [read_rgb(p) for p in sorted(glob.glob(str(seg / "*" / "*.jpg")))]
+    with tempfile.TemporaryDirectory() as tmp:
+        write_synth(tmp, per_class=synth_per_class, seed=7)
+        sets["synthetic"] = [read_rgb(p) for p in sorted(glob.glob(f"{tmp}/*/*.jpg"))]
+    log("other sets: " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
+    return sets
+
+
+def to_markdown(report):
+    lines = []
+    for bid, e in report["bundles"].items():
+        c = e["clean"]
+        lines += [f"### {bid}", "",
+                  f"Clean test: correct of all {100 * c['correct_of_all']:.2f}% "
+                  f"[{100 * c['correct_of_all_ci95'][0]:.2f}, {100 * c['correct_of_all_ci95'][1]:.2f}], "
+                  f"answered {100 * c['answered']:.2f}%, accuracy of answered "
+                  f"{100 * c['accuracy_of_answered']:.2f}%, set coverage "
+                  f"{100 * c.get('set_coverage', 0):.2f}% (mean size {c.get('mean_set_size', 0):.2f})",
+                  "", "| change | correct of all % | 95% CI | drop (points) | answered % | "
+                  "out of domain % | rejected % | accuracy of answered % |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for k, f in e["changes"].items():
+            lines.append(f"| {k} | {100 * f['correct_of_all']:.2f} | "
+                         f"{100 * f['correct_of_all_ci95'][0]:.1f}-{100 * f['correct_of_all_ci95'][1]:.1f} | "
+                         f"{100 * f['drop']:.2f} | {100 * f['answered']:.1f} | "
+                         f"{100 * f['out_of_domain']:.1f} | {100 * f['rejected']:.1f} | "
+                         f"{100 * f['accuracy_of_answered']:.2f} |")
+        lines += ["", "| other smears (no labels) | n | answered % | out of domain % | rejected % "
+                  "| Benign or unanswered % |", "|---|---|---|---|---|---|"]
+        for k, f in e["other"].items():
+            lines.append(f"| {k} | {f['n']} | {100 * f['answered']:.1f} | "
+                         f"{100 * f['out_of_domain']:.1f} | {100 * f['rejected']:.1f} | "
+                         f"{100 * f['benign_or_unanswered']:.1f} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _plots(report, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    for bid, e in report["bundles"].items():
+        safe = bid.replace("@", "-")
+        names = list(e["changes"])
+        drops = np.array([[100 * e["changes"][k]["drop"] for k in names]])
+        fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names)), 2.6))
+        im = ax.imshow(drops, cmap="Reds", vmin=0, vmax=max(5, float(drops.max())))
+        ax.set_xticks(range(len(names)), names, rotation=70, fontsize=7)
+        ax.set_yticks([0], [bid.split("@")[0]], fontsize=7)
+        for j, v in enumerate(drops[0]):
+            ax.text(j, 0, f"{v:.1f}", ha="center", va="center", fontsize=6)
+        fig.colorbar(im, ax=ax, label="points lost vs clean")
+        fig.tight_layout()
+        fig.savefig(out / f"robustness-{safe}.png", dpi=120)
+        plt.close(fig)
+        cov, risk = zip(*e["risk_coverage"]) if e["risk_coverage"] else ((), ())
+        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        ax.plot(cov, np.array(risk) * 100)
+        ax.set_xlabel("coverage (share of test images answered)")
+        ax.set_ylabel("error among answered, %")
+        ax.set_title(bid, fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / f"risk-coverage-{safe}.png", dpi=120)
+        plt.close(fig)

@@ -1,0 +1,28 @@
+"""`alledge stress`'s arithmetic: unanswered counts as wrong, statuses add up, risk-coverage."""
+from alledge.convert.stress import figures, risk_coverage
+
+
+def ok(label, p=0.9, pred_set=None):
+    return {"status": "ok", "label": label, "probabilities": {"A": p, "B": 1 - p},
+            "prediction_set": pred_set or [label]}
+
+
+def test_unanswered_counts_as_wrong_and_statuses_add_up():
+    results = [ok("A"), ok("B"), {"status": "out_of_domain", "label": None},
+               {"status": "rejected", "label": None}]
+    f = figures(results, ["A", "A", "A", "B"])
+    assert f["answered"] == 0.5 and f["out_of_domain"] == 0.25 and f["rejected"] == 0.25
+    assert f["accuracy_of_answered"] == 0.5
+    assert f["correct_of_all"] == 0.25
+    assert f["set_coverage"] == 0.5 and f["mean_set_size"] == 1.0
+
+
+def test_other_smears_count_benign_or_unanswered():
+    f = figures([ok("A"), ok("Benign"), {"status": "rejected", "label": None}])
+    assert f["benign_or_unanswered"] == round(2 / 3, 4) and "correct_of_all" not in f
+
+
+def test_risk_coverage_answers_the_most_confident_first():
+    results = [ok("A", 0.99), ok("B", 0.6), ok("A", 0.8), {"status": "rejected", "label": None}]
+    curve = risk_coverage(results, ["A", "A", "A", "A"])
+    assert curve == [(0.25, 0.0), (0.5, 0.0), (0.75, round(1 / 3, 4))]
