@@ -59,22 +59,27 @@ def alledge(env, *args, timeout=60, limit_memory=None):
     return proc.returncode, out, err
 
 
+# Peak RSS must be read from a small parent: Linux carries the forking process's peak (here
+# pytest's, gigabytes after the training tests) into its child's ru_maxrss across exec.
+_MEASURE = """import os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+err = p.stderr.read()
+_, status, usage = os.wait4(p.pid, 0)
+sys.stderr.buffer.write(err)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
 def peak_rss_mb(env, *args, timeout=60):
     """Exit code, stderr and peak resident memory (MB) of one run, from the kernel's count."""
-    argv = [ALLEDGE] + [str(a) for a in args]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"alledge {' '.join(map(str, args))} hung for {timeout} s")
-        time.sleep(0.02)
-    err = proc.stderr.read().decode()
-    assert "Traceback" not in err
-    return os.waitstatus_to_exitcode(status), err, usage.ru_maxrss / 1024
+    try:
+        r = subprocess.run([sys.executable, "-c", _MEASURE, ALLEDGE, *map(str, args)],
+                           capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"alledge {' '.join(map(str, args))} hung for {timeout} s")
+    assert "Traceback" not in r.stderr, r.stderr
+    code, maxrss_kb = map(int, r.stdout.split())
+    return code, r.stderr, maxrss_kb / 1024
 
 
 def one_error_line(err):
