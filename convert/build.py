@@ -76,7 +76,8 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
         picked = representative_rows(rows, calibration)
         log(f"calibrating on {len(picked)} training images")
         calib, _ = load_arrays(root, picked, size, progress=False)
-    tflite = convert_model(model, quant, calib, output_uint8=(info["kind"] == "cnn"))
+    tflite = convert_model(model, quant, calib, output_uint8=(info["kind"] == "cnn"),
+                           features=(info["kind"] == "cnn"))
     edgetpu_bytes = _edgetpu(tflite, log) if edgetpu else None
     fields = {
         "kind": info["kind"], "name": f"{info['name']}-{quant}", "quantization": quant,
@@ -86,7 +87,7 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
     }
     scorer = (lambda bundle: evaluate_on_test(bundle, root, rows)) if evaluate else None
     hook = None
-    if gate and rows is not None and info["kind"] == "svm":
+    if gate and rows is not None:
         from .gate import gate_for
         hook = gate_for(root, rows, (info.get("svm") or {}).get("best_params") or {}, log=log)
     write_bundle(out, tflite, fields, svm_path=svm_path, edgetpu_bytes=edgetpu_bytes,
@@ -105,12 +106,18 @@ def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverag
         old = load_bundle(bundle_dir)
     except BundleError as e:
         raise ConvertError(str(e), exitcodes.BAD_BUNDLE) from None
-    if old.kind != "svm":
-        raise ConvertError(f"{bundle_dir}: only 'svm' bundles expose the features a gate needs")
+    if old.kind == "cnn" and old.manifest.get("features_output") is None:
+        raise ConvertError(f"{bundle_dir}: this CNN bundle's model has no features output "
+                           "(convert it again with this alledge)")
     try:
         rows, split_id = read_split(split_csv)
         root = resolve_root(data_dir)
-        params = svm_params_of(model_dir)
+        params = None
+        if old.kind == "svm":
+            if not model_dir:
+                raise ConvertError("an svm bundle's gate needs --model-dir (the SVM's "
+                                   "hyperparameters are refitted per fold)")
+            params = svm_params_of(model_dir)
     except (OSError, ValueError) as e:
         raise ConvertError(first_line(e)) from None
     if split_id != old.manifest.get("split_id"):

@@ -35,12 +35,17 @@ def io_details(tflite_bytes):
     shape = [int(s) for s in inp["shape"]]
     if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
         raise ValueError(f"model input shape {shape} is not 1 x size x size x 3")
-    return {
+    io = {
         "input": {"size": shape[1], "dtype": np.dtype(inp["dtype"]).name,
                   "quantization": runtime.quantization(inp)},
         "output": {"dtype": np.dtype(out["dtype"]).name, "shape": [int(s) for s in out["shape"]],
                    "quantization": runtime.quantization(out)},
     }
+    feat = runtime.features_details(interpreter)
+    if feat is not None:
+        io["features"] = {"size": int(np.prod(feat["shape"])), "dtype": np.dtype(feat["dtype"]).name,
+                          "quantization": runtime.quantization(feat)}
+    return io
 
 
 def build_manifest(tflite_bytes, fields, has_svm, has_edgetpu):
@@ -67,6 +72,7 @@ def build_manifest(tflite_bytes, fields, has_svm, has_edgetpu):
         "input": io["input"],
         "output": {"kind": output_kind, "dtype": output["dtype"],
                    "quantization": output["quantization"]},
+        **({"features_output": io["features"]} if "features" in io else {}),
         "preprocessing": dict(PREPROCESSING),
         "quantization": fields["quantization"],
         "model_file": MODEL_FILE,

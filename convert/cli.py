@@ -60,8 +60,8 @@ def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no
               help="The dataset the bundle's model was trained on.")
 @click.option("--split", "split_csv", required=True, type=click.Path(dir_okay=False),
               help="The split the bundle's model was trained on (its id is checked).")
-@click.option("--model-dir", required=True, type=click.Path(file_okay=False),
-              help="The trained model directory (its model.json names the SVM's "
+@click.option("--model-dir", type=click.Path(file_okay=False),
+              help="SVM bundles: the trained model directory (its model.json names the SVM's "
                    "hyperparameters, refitted per fold for the prediction sets).")
 @click.option("--flag-rate", default=0.01, show_default=True, type=click.FloatRange(0.001, 0.2),
               help="Share of in-domain training images the out-of-domain gate may flag.")

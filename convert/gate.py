@@ -20,9 +20,14 @@ OOD_FILE = "ood.npz"
 
 
 def bundle_features(classifier, root, rows):
-    """The extractor's features (n, d) of the given split rows, as the device computes them."""
-    return np.stack([classifier.infer(classifier.prepare(read_rgb(Path(root) / r["path"])))
-                     for r in rows])
+    """Features (n, d) and probabilities (n, C) of the given split rows, as the device
+    computes them (an SVM bundle: its extractor's output; a CNN: its penultimate layer)."""
+    feats, probs = [], []
+    for r in rows:
+        out = classifier.infer(classifier.prepare(read_rgb(Path(root) / r["path"])))
+        feats.append(classifier.features(out))
+        probs.append(classifier.to_probabilities(out))
+    return np.stack(feats), np.stack(probs)
 
 
 def gate_for(root, rows, svm_params, flag_rate=fit.DEFAULT_FLAG_RATE,
@@ -32,13 +37,19 @@ def gate_for(root, rows, svm_params, flag_rate=fit.DEFAULT_FLAG_RATE,
     y = np.array([r["label_id"] for r in train])
 
     def hook(bundle):
-        if bundle.kind != "svm":
-            log("no out-of-domain gate: only 'svm' bundles expose their features")
+        c = Classifier(bundle)
+        if c.n_features is None:
+            log("no out-of-domain gate: this model does not expose its features")
             return {}, {}
         log(f"fitting the out-of-domain gate and prediction sets on {len(train)} training images")
-        x = bundle_features(Classifier(bundle), root, train)
+        x, p = bundle_features(c, root, train)
+        calibration = None
+        if bundle.kind == "cnn":  # the part of the training split the CNN never learnt from
+            from alledge.train.cnn import validation_split
+            _, va = validation_split(y, 0.1, seed=42)
+            calibration = (p[va], y[va])
         arrays, ood, conformal = fit.fit_gate(x, y, svm_params, flag_rate=flag_rate,
-                                              coverage=coverage)
+                                              coverage=coverage, calibration=calibration)
         buf = io.BytesIO()
         save_ood(buf, **arrays)
         ood["file"] = OOD_FILE

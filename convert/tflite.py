@@ -42,10 +42,21 @@ def _converter(model, workdir):
     return tf.lite.TFLiteConverter.from_saved_model(str(workdir), signature_keys=["serve"])
 
 
-def convert_model(model, quant, calibration_images=None, output_uint8=True):
-    """Return the .tflite bytes. calibration_images: uint8 [n,s,s,3], needed for int8."""
+def with_features(model):
+    """The CNN with a second output, the input of its last layer (its penultimate features,
+    after ReLU: never negative, so they fit uint8 like the probabilities). The device's
+    out-of-domain score reads them; they cost nothing, being computed anyway."""
+    import keras
+    return keras.Model(model.inputs, [model.output, model.layers[-1].input], name=model.name)
+
+
+def convert_model(model, quant, calibration_images=None, output_uint8=True, features=False):
+    """Return the .tflite bytes. calibration_images: uint8 [n,s,s,3], needed for int8.
+    features: also output the penultimate features (CNNs; see with_features)."""
     if quant not in QUANT_LEVELS:
         raise ValueError(f"unknown quantization {quant}; one of {', '.join(QUANT_LEVELS)}")
+    if features:
+        model = with_features(model)
     with tempfile.TemporaryDirectory() as tmp:
         conv = _converter(model, Path(tmp) / "saved_model")
         _configure(conv, quant, calibration_images, output_uint8)

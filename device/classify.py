@@ -7,10 +7,11 @@ Every image ends in one of four statuses:
     rejected       the quality gate said no (too small, too dark, overexposed, blank, out of
                    focus: alledge.device.quality), with the measured value; label null
     error          unreadable or corrupt (the record's `error` key)
-A bundle without an `ood` section (older bundles, CNN bundles for now) never says
-out_of_domain, and one without `conformal` gives the top class alone as its prediction set.
+A bundle without an `ood` section (older bundles) never says out_of_domain, and one without
+`conformal` gives the top class alone as its prediction set.
 
-For a 'cnn' bundle the model outputs the probabilities; for an 'svm' bundle the model is a
+For a 'cnn' bundle the model outputs the probabilities (and, as a second output, its
+penultimate features for the out-of-domain score); for an 'svm' bundle the model is a
 feature extractor and the plain-weights SVM (alledge.device.svm) turns its features into
 calibrated probabilities. Each stage is its own method so `alledge bench` can time them.
 """
@@ -56,6 +57,10 @@ class Classifier:
             if n_out != len(bundle.classes):
                 raise BundleError(f"{model}: model gives {n_out} outputs for the manifest's "
                                   f"{len(bundle.classes)} classes")
+        # svm: the extractor's output; cnn: its second output, the penultimate features
+        self._features = runtime.features_details(self.interpreter) if self.svm is None else None
+        self.n_features = (self.svm.n_features if self.svm is not None else
+                           int(np.prod(self._features["shape"])) if self._features else None)
         self.ood, self.ood_threshold = self._load_ood()
         self.set_threshold = _number(bundle.manifest, "conformal", "threshold", bundle.path)
         # the scaled path (alledge.device.frames) for bundles that record their training scale
@@ -79,7 +84,7 @@ class Classifier:
             score = load_ood(self.bundle.path / name)
         except OodError as e:
             raise BundleError(str(e)) from None
-        if self.svm is None or score.n_features != self.svm.n_features:
+        if self.n_features is None or score.n_features != self.n_features:
             raise BundleError(f"{self.bundle.path / name}: the out-of-domain score does not take "
                               "this bundle's features")
         return score, threshold
@@ -107,6 +112,15 @@ class Classifier:
         runtime.invoke(self.interpreter)
         return runtime.get_output(self.interpreter)
 
+    def features(self, output):
+        """The features of the image just inferred (None for a CNN without them)."""
+        if self.svm is not None:
+            return output
+        return runtime.get_output(self.interpreter, self._features) if self._features else None
+
+    def features_of(self, rgb):
+        return self.features(self.infer(self.prepare(rgb)))
+
     def to_probabilities(self, output):
         if self.svm is None:
             return np.asarray(output, dtype=np.float64)
@@ -125,7 +139,7 @@ class Classifier:
         output = self.infer(self.prepare(rgb))
         ood_score = None
         if self.ood is not None:
-            ood_score = round(self.ood.score(output), 3)
+            ood_score = round(self.ood.score(self.features(output)), 3)
             if ood_score > self.ood_threshold:
                 return self._done({
                     "status": "out_of_domain", "label": None, "probabilities": None,

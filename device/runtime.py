@@ -149,7 +149,16 @@ def input_details(interpreter):
 
 
 def output_details(interpreter):
-    return interpreter.get_output_details()[0]
+    """The model's main output: the only one, or, for a CNN that also exposes its penultimate
+    features (for the out-of-domain score), the smaller of the two: the probabilities."""
+    outs = interpreter.get_output_details()
+    return min(outs, key=lambda d: int(np.prod(d["shape"]))) if len(outs) > 1 else outs[0]
+
+
+def features_details(interpreter):
+    """A CNN's second output, its penultimate features; None when the model has one output."""
+    outs = interpreter.get_output_details()
+    return max(outs, key=lambda d: int(np.prod(d["shape"]))) if len(outs) > 1 else None
 
 
 def input_size(interpreter):
@@ -187,9 +196,10 @@ def invoke(interpreter):
     interpreter.invoke()
 
 
-def get_output(interpreter):
-    """The output tensor's first row as float32, dequantized when the tensor is quantized."""
-    details = output_details(interpreter)
+def get_output(interpreter, details=None):
+    """An output tensor's first row (default: the main output) as float32, dequantized when
+    the tensor is quantized."""
+    details = output_details(interpreter) if details is None else details
     y = interpreter.get_tensor(details["index"])[0]
     q = quantization(details)
     if q and np.issubdtype(y.dtype, np.integer):

@@ -150,3 +150,27 @@ def test_record_keys_by_status():
                                   "latency_ms": 1.0}, "b@1")
     assert rec["status"] == "out_of_domain" and "probabilities" not in rec
     assert rec["ood_threshold"] == 132.6 and rec["label"] is None
+
+
+# --- a CNN bundle gets its gate from its penultimate features ------------------------------
+
+@pytest.mark.slow
+def test_a_converted_cnn_bundle_exposes_features_and_carries_a_gate(tmp_path):
+    def cli(*args):
+        r = subprocess.run(ALLEDGE + [str(a) for a in args], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout
+    data, split = tmp_path / "data", tmp_path / "split.csv"
+    cli("data", "synth", data, "--per-class", 20, "--seed", 0)
+    cli("data", "split", data, "--out", split)
+    cli("train", "cnn", "--data", data, "--split", split, "--out", tmp_path / "cnn",
+        "--epochs", 2, "--input-size", 96)
+    cli("convert", tmp_path / "cnn", "--out", tmp_path / "bundle", "--quant", "int8",
+        "--data", data, "--split", split, "--calibration", 20)
+    m = load_bundle(tmp_path / "bundle").manifest
+    assert m["features_output"]["size"] == 250          # the input of the last Dense layer
+    assert m["ood"]["file"] == "ood.npz" and m["conformal"]["n_calibration"] == 6
+    assert "validation part" in m["conformal"]["calibration"]
+    line = json.loads(cli("classify", "--json", "--no-log", "--bundle", tmp_path / "bundle",
+                          next((data / "Pro").iterdir())).splitlines()[0])
+    assert line["status"] in ("ok", "out_of_domain") and line["ood_score"] is not None

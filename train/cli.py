@@ -54,7 +54,8 @@ def _summary(name, metrics, out):
 @click.option("--no-early-stopping", is_flag=True,
               help="Run every epoch (the paper's recipe); the best validation epoch is kept.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--input-size", default=224, show_default=True, type=click.IntRange(64))
+# 94 px is the smallest input the five valid-padded conv + pool blocks leave a pixel of
+@click.option("--input-size", default=224, show_default=True, type=click.IntRange(94))
 @click.option("--seed", default=0, show_default=True, type=int)
 def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_size, input_size,
         seed):

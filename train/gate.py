@@ -7,10 +7,13 @@ bundle's own quantized extractor through LiteRT), so the thresholds hold for wha
   K principal components (alledge.device.ood). The threshold is the (1 - flag_rate) quantile
   of out-of-fold training scores: each training image is scored by a score fitted without it,
   as a new in-domain image would be.
-- Prediction sets: LAC split-conformal (alledge.device.conformal) calibrated by 5-fold
-  cross-conformal on the training split: each training image's probabilities come from the
-  SVM recipe refitted without it (the shipped SVM's own hyperparameters), so every training
-  image is held out once and none is taken away from the shipped model.
+- Prediction sets: LAC split-conformal (alledge.device.conformal). For an SVM bundle,
+  calibrated by 5-fold cross-conformal on the training split: each training image's
+  probabilities come from the SVM recipe refitted without it (the shipped SVM's own
+  hyperparameters), so every training image is held out once and none is taken away from
+  the shipped model. A CNN cannot be refitted five times here: it is calibrated on the 10%
+  of the training split its training held out (alledge.train.cnn.validation_split), which
+  chose the best epoch but never set a weight.
 """
 import numpy as np
 
@@ -87,26 +90,36 @@ def svm_recipe(params, seed=0):
     return fit
 
 
-def fit_gate(x, y, svm_params, n_components=DEFAULT_COMPONENTS, flag_rate=DEFAULT_FLAG_RATE,
-             coverage=DEFAULT_COVERAGE, seed=0):
-    """Training features and labels -> (ood arrays, manifest fields for `ood` and `conformal`)."""
+def fit_gate(x, y, svm_params=None, n_components=DEFAULT_COMPONENTS, flag_rate=DEFAULT_FLAG_RATE,
+             coverage=DEFAULT_COVERAGE, seed=0, calibration=None):
+    """Training features and labels -> (ood arrays, manifest fields for `ood` and `conformal`).
+
+    Prediction sets are calibrated by cross-conformal refits of the SVM recipe
+    (svm_params), or on given held-out `calibration` = (probabilities, labels).
+    """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y)
     arrays = fit_mahalanobis(x, y, n_components)
     oof = out_of_fold(x, y, lambda a, b: fit_mahalanobis(a, b, n_components),
                       mahalanobis_scores, seed=seed)
     threshold = ood_threshold(oof, flag_rate)
-    fit = svm_recipe(svm_params, seed)
-    oof_p = out_of_fold(x, y, fit, lambda m, a: m.predict_proba(a), seed=seed)
-    p_threshold = lac_threshold(oof_p, y, coverage)
-    sets = oof_p >= p_threshold
+    if calibration is None:
+        fit = svm_recipe(svm_params, seed)
+        cal_p = out_of_fold(x, y, fit, lambda m, a: m.predict_proba(a), seed=seed)
+        cal_y, how = y, "5-fold cross-conformal on the training split"
+    else:
+        cal_p, cal_y = (np.asarray(a) for a in calibration)
+        how = "the CNN's validation part of the training split (10%, held out from training)"
+    p_threshold = lac_threshold(cal_p, cal_y, coverage)
+    sets = cal_p >= p_threshold
     ood = {"method": "mahalanobis-pca", "file": "ood.npz", "components": int(len(arrays["components"])),
            "threshold": threshold, "target_flag_rate": flag_rate,
            "oof_flag_rate": float(np.mean(oof > threshold)), "n_train": int(len(x)),
            "fitted_on": "training split, features of this bundle's extractor"}
     conformal = {"method": "lac", "coverage": coverage, "threshold": p_threshold,
-                 "calibration": "5-fold cross-conformal on the training split",
-                 "n_calibration": int(len(y)),
-                 "oof_coverage": float(np.mean(sets[np.arange(len(y)), y] | (oof_p.argmax(1) == y) & ~sets.any(1))),
-                 "oof_mean_set_size": float(np.mean(np.maximum(sets.sum(1), 1)))}
+                 "calibration": how, "n_calibration": int(len(cal_y)),
+                 "calibration_coverage": float(np.mean(
+                     sets[np.arange(len(cal_y)), cal_y]
+                     | ((cal_p.argmax(1) == cal_y) & ~sets.any(1)))),
+                 "calibration_mean_set_size": float(np.mean(np.maximum(sets.sum(1), 1)))}
     return arrays, ood, conformal
