@@ -47,6 +47,9 @@ def test_every_result_json_names_command_commit_machine_and_date(path):
     assert not missing, f"{path} lacks {', '.join(missing)}"
     commit = found["commit"]
     assert isinstance(commit, str) and len(commit) == 40 and int(commit, 16) >= 0, commit
+    known = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=RESULTS.parent,
+                           capture_output=True)
+    assert known.returncode == 0, f"{path}: commit {commit} is not in this repository"
 
 
 def test_provenance_names_this_checkout_and_machine():
