@@ -4,7 +4,7 @@ Measures a bundle on a labelled split through the device code path and writes th
 with their provenance (results/default/paper-test.json is the shipped bundle's, written by
 `make eval-default`; tests/test_default_bundle_real.py holds the bundle to it).
 """
-import json
+import sys
 from pathlib import Path
 
 import click
@@ -28,7 +28,10 @@ from .provenance import provenance
               help="Write the figures as JSON here (with provenance).")
 @threads_option
 def evaluate_command(bundle_dir, data_dir, split_csv, subset, out, threads):
-    """Accuracy, per-class recall and answered fraction of a bundle on a split's subset."""
+    """Accuracy, per-class recall and answered fraction of a bundle on a split's subset.
+
+    Exit 0; 1 when some images could not be read (they count as unanswered); 2 bad input.
+    """
     classifier = open_classifier(bundle_dir, threads)
     try:
         result, _ = evaluate(classifier, data_dir, split_csv, subset)
@@ -47,5 +50,7 @@ def evaluate_command(bundle_dir, data_dir, split_csv, subset, out, threads):
         click.echo(f"  {c:<8} recall {recall}  ({d['correct']}/{d['support']})")
     if out:
         click.echo(f"wrote {out}")
-    if result["errors"]:
-        click.echo(json.dumps({"errors": result["errors"]}), err=True)
+    if result["errors"]:  # counted as unanswered; like classify, the exit code says so
+        click.echo(f"error: {result['errors']} images could not be read or classified",
+                   err=True)
+        sys.exit(exitcodes.SOME_FAILED)
