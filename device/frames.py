@@ -57,12 +57,21 @@ def classify_encoded(classifier, data, hint=None):
     return classify_frame(classifier, rgb, start, known, reduce, data=data)
 
 
+# The frame is examined (quality pre-gate, scale, stain) on a copy shrunk by a whole factor
+# so its longer side is at most this: cheap on a 12 MP frame, and enough for cells of 9 px.
+WORK_SIDE = 512
+
+
 def classify_frame(classifier, rgb, start=None, hint=None, reduce=1, data=None):
     """HxWx3 RGB (decoded `reduce` times smaller than the capture) -> result dict."""
     start = time.perf_counter() if start is None else start
-    train = classifier.training_diameter
-    # sharpness means something only at the training scale: judged after resizing
-    measures = quality.measure(rgb)
+    train, size = classifier.training_diameter, classifier.size
+    h, w = rgb.shape[:2]
+    k = -(-max(h, w) // WORK_SIDE)
+    work = rgb if k == 1 else cv2.resize(rgb, None, fx=1 / k, fy=1 / k,
+                                         interpolation=cv2.INTER_AREA)
+    # sharpness means something only at the training scale: each tile is judged on it later
+    measures = {**quality.measure(work), "width": w * reduce, "height": h * reduce}
     verdict = quality.judge(measures, replace(classifier.thresholds, min_sharpness=0.0))
     if verdict is not None:
         return _rejected(f"{verdict[0]}: {verdict[1]}", measures, None, start)
@@ -70,32 +79,56 @@ def classify_frame(classifier, rgb, start=None, hint=None, reduce=1, data=None):
         if hint is not None:
             diameter, source = hint.diameter_px, hint.source
         else:
-            diameter, source = fscale.estimate_diameter(rgb) * reduce, "estimated"
-        h, w = rgb.shape[:2]
-        one_field = max(h, w) * reduce <= classifier.size
+            diameter, source = fscale.estimate_diameter(work) * k * reduce, "estimated"
+            if reduce > 1 and data is not None and diameter / reduce < train:
+                # probed too small: the cells need more pixels than this reduction left
+                reduce = fscale.reduction_for(train / diameter)
+                rgb = decode_rgb(data, reduce)
+                h, w = rgb.shape[:2]
+                k = -(-max(h, w) // WORK_SIDE)
+                work = rgb if k == 1 else cv2.resize(rgb, None, fx=1 / k, fy=1 / k,
+                                                     interpolation=cv2.INTER_AREA)
+                diameter = fscale.estimate_diameter(work) * k * reduce
+        one_field = max(h, w) * reduce <= size
         factor = fscale.factor_for(diameter, train, one_field)
     except fscale.ScaleError as e:
         return _rejected(str(e), measures, None, start)
     info = {"rbc_diameter_px": round(diameter, 2), "training_px": round(train, 2),
             "factor": round(factor, 4), "source": source}
-    resize = factor * reduce  # from the decoded frame to the training scale
-    if resize > 1.0 + 1e-6 and reduce > 1 and data is not None:
-        # probed too small (cells under the training size at this reduction): decode again
-        reduce = fscale.reduction_for(factor)
-        rgb = decode_rgb(data, reduce)
-        resize = factor * reduce
-    if abs(resize - 1.0) > 1e-6:
-        h, w = rgb.shape[:2]
-        rgb = cv2.resize(rgb, (max(1, round(w * resize)), max(1, round(h * resize))),
-                         interpolation=cv2.INTER_AREA if resize < 1 else cv2.INTER_CUBIC)
-        measures = quality.measure(rgb)
-        verdict = quality.judge(measures, classifier.thresholds)
-        if verdict is not None:
-            return _rejected(f"{verdict[0]}: {verdict[1]}", measures, info, start)
-    return classify_tiles(classifier, rgb, measures, info, start)
+    resize = factor * reduce  # decoded frame -> training scale
+    if one_field or (abs(resize - 1.0) < 1e-6 and max(h, w) <= size):
+        return _one_field(classifier, rgb, measures, info, start)
+    sh, sw = h * resize, w * resize
+    if min(sh, sw) < tiles.MIN_FIELD_FRACTION * size:
+        return _rejected(f"field too small: {sw:.0f}x{sh:.0f} px at the training scale, a "
+                         f"field needs {int(tiles.MIN_FIELD_FRACTION * size)} px on each side",
+                         measures, info, start)
+    # tiles are laid on the frame at the training scale (continued by reflection up to one
+    # tile where it is smaller); each is cut from the decoded frame and resized alone
+    fh, fw = max(size, round(sh)), max(size, round(sw))
+    pad = ((fh - round(sh)) // 2, (fw - round(sw)) // 2)
+    positions = tiles.grid(fh, fw, size)
+    mask, _ = tiles.stained_map(work, shrink=1)
+    to_map = 1.0 / (resize * k)
+    shares = tiles.shares_from_map(mask, [(y - pad[0], x - pad[1]) for y, x in positions],
+                                   size, to_map)
+    refine = source == "estimated" and classifier.ood is not None
+    picked = tiles.choose(positions, shares, size, 1 if refine else classifier.max_tiles)
+    if not picked:
+        return _rejected(f"no white cell: no tile has {tiles.MIN_STAINED:.1%} stained "
+                         f"pixels (most: {max(shares):.2%})", measures, info, start)
+    centres = [((y + size / 2 - pad[0]) / resize, (x + size / 2 - pad[1]) / resize)
+               for y, x in (positions[i] for i in picked)]
+    if refine:
+        return _refined(classifier, rgb, resize, centres[0], shares[picked[0]], measures,
+                        info, start)
+    results = [classifier.classify_rgb(_crop(rgb, cy, cx, size / resize, size))
+               for cy, cx in centres]
+    return _aggregated(classifier, results, positions, shares, picked, measures, info, start)
 
 
-def classify_tiles(classifier, rgb, measures, info, start):
+def _one_field(classifier, rgb, measures, info, start):
+    """A frame of at most one tile at the training scale: classified whole, as before."""
     size = classifier.size
     field = tiles.pad_to_tile(rgb, size)
     if field is None:
@@ -103,29 +136,24 @@ def classify_tiles(classifier, rgb, measures, info, start):
         return _rejected(f"field too small: {w}x{h} px at the training scale, a field needs "
                          f"{int(tiles.MIN_FIELD_FRACTION * size)} px on each side",
                          measures, info, start)
-    h, w = field.shape[:2]
-    positions = tiles.grid(h, w, size)
-    shares = tiles.stained_shares(field, positions, size)
-    picked = tiles.choose(positions, shares, size, classifier.max_tiles)
-    if not picked:
-        return _rejected(f"no white cell: no tile has {tiles.MIN_STAINED:.1%} stained "
-                         f"pixels (most: {max(shares):.2%})", measures, info, start)
-    if len(positions) == 1:  # one tile: the frame itself, judged exactly as before
-        result = classifier.classify_rgb(field, start)
-        result["scale"] = info
-        if classifier.keep_tiles:
-            result["tiles"] = _tiles_field(positions, shares, picked, [dict(result)], size)
-        return result
-    results = []
-    for i in picked:
-        y, x = positions[i]
-        results.append(classifier.classify_rgb(np.ascontiguousarray(
-            field[y:y + size, x:x + size])))
+    share = tiles.stained_shares(field, [(0, 0)], size)
+    if share[0] < tiles.MIN_STAINED:
+        return _rejected(f"no white cell: {share[0]:.2%} stained pixels, under "
+                         f"{tiles.MIN_STAINED:.1%}", measures, info, start)
+    result = classifier.classify_rgb(field, start)
+    result["scale"] = info
+    if classifier.keep_tiles:
+        result["tiles"] = _tiles_field([(0, 0)], share, [0], [dict(result)], size)
+    return result
+
+
+def _aggregated(classifier, results, positions, shares, picked, measures, info, start):
     agg = tiles.aggregate(results)
     if agg["status"] == "ok":
         result = classifier.result(agg["mean"], 0.0)
         threshold = classifier.set_threshold if classifier.set_threshold is not None else 1.0
-        result.update(status="ok", ood_score=agg["ood_score"], quality=measures,
+        quality_seen = next(r["quality"] for r in results if r["status"] == "ok")
+        result.update(status="ok", ood_score=agg["ood_score"], quality=quality_seen,
                       prediction_set=prediction_set(agg["mean"], classifier.bundle.classes,
                                                     threshold))
     else:
@@ -134,8 +162,67 @@ def classify_tiles(classifier, rgb, measures, info, start):
                   "ood_threshold": agg["ood_threshold"]}
     result["scale"] = info
     if classifier.keep_tiles:
-        result["tiles"] = _tiles_field(positions, shares, picked, results, size)
+        result["tiles"] = _tiles_field(positions, shares, picked, results, classifier.size)
     return classifier._done(result, start)
+
+
+# The estimator reads a field's cells within about 10% (median; 25% at the 90th percentile),
+# and the model wants its fields' own scale more closely than that (results/captures/). So
+# the first chosen tile is classified at zooms of the estimated scale, in this order, and the
+# one the out-of-domain score finds most like the training fields is kept; the search stops
+# as soon as a tile scores under STOP_FRACTION of the gate's threshold (clearly in domain).
+# Skewed up: the estimate reads 7% high on captures (median) and zooming in (a crop of the
+# field) is safer than out (borders continued by reflection). One model run a zoom.
+ZOOMS = (1.1, 0.9, 1.3, 1.45, 0.75)
+STOP_FRACTION = 0.6
+
+
+def _refined(classifier, decoded, resize, centre, share, measures, info, start):
+    size = classifier.size
+    cy, cx = centre
+    stop = STOP_FRACTION * classifier.ood_threshold
+    tried, best = [], None
+    for zoom in ZOOMS:
+        r = classifier.classify_rgb(_crop(decoded, cy, cx, size / (resize * zoom), size))
+        tried.append((zoom, r))
+        if r.get("ood_score") is not None and (best is None or
+                                               r["ood_score"] < best[1]["ood_score"]):
+            best = (zoom, r)
+        if best is not None and best[1]["ood_score"] < stop:
+            break
+    zoom, chosen = best if best is not None else tried[0]
+    result = dict(chosen)
+    result["scale"] = {**info, "factor": round(info["factor"] * zoom, 4), "refined": zoom}
+    if classifier.keep_tiles:
+        result["tiles"] = {"size": size, "centre": [round(cx * resize), round(cy * resize)],
+                           "stained": round(share, 4), "zooms": [
+                               {"zoom": z, "status": r["status"], "label": r.get("label"),
+                                "probabilities": r.get("probabilities"),
+                                "ood_score": r.get("ood_score"), "reason": r.get("reason")}
+                               for z, r in tried]}
+    return classifier._done(result, start)
+
+
+def _crop(rgb, cy, cx, side, size):
+    """The side x side square centred at (cy, cx), continued by reflection past the frame's
+    edges, resized to size x size."""
+    s = max(1, int(round(side)))
+    y0, x0 = int(round(cy - s / 2)), int(round(cx - s / 2))
+    h, w = rgb.shape[:2]
+    top, left = max(0, -y0), max(0, -x0)
+    bottom, right = max(0, y0 + s - h), max(0, x0 + s - w)
+    if top or left or bottom or right:
+        part = rgb[max(0, y0):min(h, y0 + s), max(0, x0):min(w, x0 + s)]
+        # reflection needs a border narrower than what it reflects; past that, repeat
+        fits = max(top, bottom) < part.shape[0] and max(left, right) < part.shape[1]
+        crop = cv2.copyMakeBorder(part, top, bottom, left, right,
+                                  cv2.BORDER_REFLECT_101 if fits else cv2.BORDER_REPLICATE)
+    else:
+        crop = rgb[y0:y0 + s, x0:x0 + s]
+    if s == size:
+        return np.ascontiguousarray(crop)
+    return np.ascontiguousarray(cv2.resize(
+        crop, (size, size), interpolation=cv2.INTER_AREA if s > size else cv2.INTER_CUBIC))
 
 
 def _tiles_field(positions, shares, picked, results, size):

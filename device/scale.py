@@ -11,8 +11,9 @@ Measured on the dataset, the estimate is scale-covariant to within 1% from x1 to
 within 10% (median) of BCCD's red-cell boxes (results/captures/scale.json): segmenting cells
 (Otsu, distance transform), scale-space blobs and the Laplacian energy peak all did worse.
 
-Cost: one FFT of a copy shrunk so its longer side is at most WORK_SIDE (about 2 ms); when the
-cells come out smaller than MIN_LAG pixels in that copy it is redone at full resolution.
+Cost: one FFT of the central CROP_SIDE square of a copy shrunk so its longer side is at most
+WORK_SIDE (about 1 ms); when the cells come out smaller than MIN_LAG pixels in that copy it is
+redone at full resolution.
 """
 import cv2
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 ACF_LEVEL = 0.3
 DIAMETER_PER_LAG = 1.78
 WORK_SIDE = 512
+CROP_SIDE = 320
 MIN_LAG = 4.0
 
 
@@ -49,8 +51,13 @@ def estimate_diameter(rgb):
 
 def decorrelation_lag(grey):
     """Lag (px, interpolated) where the autocorrelation along x and y first falls to
-    ACF_LEVEL; None if it never does within a quarter of the shorter side."""
+    ACF_LEVEL; None if it never does within a quarter of the shorter side. Read on the
+    central CROP_SIDE square at most: hundreds of cells, at a fraction of the FFT's cost."""
     h, w = grey.shape
+    if max(h, w) > CROP_SIDE:
+        y0, x0 = max(0, (h - CROP_SIDE) // 2), max(0, (w - CROP_SIDE) // 2)
+        grey = grey[y0:y0 + CROP_SIDE, x0:x0 + CROP_SIDE]
+        h, w = grey.shape
     max_lag = min(h, w) // 4
     if max_lag < 3:
         return None

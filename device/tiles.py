@@ -68,30 +68,39 @@ def _starts(n, size, stride):
     return sorted(starts)
 
 
-def stained_map(rgb):
-    """Boolean map (on a STAIN_SHRINK-times smaller copy) of strongly stained pixels."""
+def stained_map(rgb, shrink=STAIN_SHRINK):
+    """Boolean map (on a `shrink`-times smaller copy) of strongly stained pixels, and the
+    shrink used."""
     h, w = rgb.shape[:2]
-    k = STAIN_SHRINK if min(h, w) >= 8 * STAIN_SHRINK else 1
-    small = rgb if k == 1 else cv2.resize(rgb, (w // k, h // k), interpolation=cv2.INTER_AREA)
+    k = shrink if min(h, w) >= 8 * shrink else 1
+    small = rgb if k == 1 else cv2.resize(rgb, None, fx=1 / k, fy=1 / k,
+                                          interpolation=cv2.INTER_AREA)
     r, g, b = (small[:, :, i].astype(np.int16) for i in range(3))
-    background = np.percentile(g, 90)
+    background = np.percentile(g[::2, ::2], 90)
     purple = (np.minimum(r, b) - g) >= 25
     violet = ((b - g) >= 30) & (g < 0.7 * background)
     return purple | violet, k
 
 
 def stained_shares(rgb, positions, size):
-    """Share of stained pixels in each tile, from one map and its integral image."""
+    """Share of stained pixels in each tile of `rgb`."""
     mask, k = stained_map(rgb)
+    return shares_from_map(mask, positions, size, 1.0 / k)
+
+
+def shares_from_map(mask, positions, size, to_map):
+    """Share of stained pixels in each tile, from one map and its integral image; `to_map`
+    turns the tiles' coordinates into the map's."""
     integral = cv2.integral(mask.astype(np.uint8))
-    s = max(1, size // k)
+    mh, mw = mask.shape
     out = []
     for y, x in positions:
-        y0, x0 = y // k, x // k
-        y1, x1 = min(y0 + s, mask.shape[0]), min(x0 + s, mask.shape[1])
-        area = max(1, (y1 - y0) * (x1 - x0))
+        y0 = min(mh - 1, max(0, int(y * to_map)))
+        x0 = min(mw - 1, max(0, int(x * to_map)))
+        y1 = min(mh, max(y0 + 1, int(round((y + size) * to_map))))
+        x1 = min(mw, max(x0 + 1, int(round((x + size) * to_map))))
         total = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
-        out.append(float(total) / area)
+        out.append(float(total) / ((y1 - y0) * (x1 - x0)))
     return out
 
 
