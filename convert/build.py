@@ -160,3 +160,60 @@ def _edgetpu(tflite, log):
             return None
         log(f"compiled for the Edge TPU: {EDGETPU_FILE}")
         return compiled.read_bytes()
+
+
+def training_scale(root, rows, log=print):
+    """The bundle's `scale` section: the median red-cell diameter (px) the device's own
+    estimator (alledge.device.scale) reads on the training images, with its spread."""
+    from alledge.device.images import ImageError, read_rgb
+    from alledge.device.scale import ScaleError, estimate_diameter
+    from alledge.train.split import subset
+    values = []
+    for r in subset(rows, "train"):
+        try:
+            values.append(estimate_diameter(read_rgb(Path(root) / r["path"])))
+        except (ImageError, ScaleError):
+            continue  # counted below: n says how many were read
+    if not values:
+        raise ConvertError("no training image gave a red-cell scale")
+    v = np.array(values)
+    median = float(np.median(v))
+    log(f"training scale: red cells {median:.2f} px across (median of {len(v)} training images)")
+    return {"rbc_diameter_px": round(median, 3), "um_per_px": None,
+            "estimator": "alledge.device.scale: green-channel autocorrelation",
+            "n_images": len(v), "percentiles": {
+                str(p): round(float(np.percentile(v, p)), 3) for p in (1, 5, 50, 95, 99)},
+            "measured_on": "training split, the device's decoder and estimator"}
+
+
+def scale_bundle(bundle_dir, data_dir, split_csv, log=print):
+    """Add (or renew) the `scale` section of an existing bundle, rewriting it in place with
+    every file and every other section kept (model, SVM, gate, metrics): one manifest write."""
+    from alledge.device.bundle import BundleError
+    from alledge.train.dataset import resolve_root
+    from alledge.train.split import read_split
+    try:
+        old = load_bundle(bundle_dir)
+    except BundleError as e:
+        raise ConvertError(str(e), exitcodes.BAD_BUNDLE) from None
+    try:
+        rows, split_id = read_split(split_csv)
+        root = resolve_root(data_dir)
+    except (OSError, ValueError) as e:
+        raise ConvertError(first_line(e)) from None
+    if split_id != old.manifest.get("split_id"):
+        raise ConvertError(f"{split_csv} is not the split the bundle was trained on "
+                           f"(id {split_id[:12]} vs {str(old.manifest.get('split_id'))[:12]})")
+    section = training_scale(root, rows, log=log)
+    m = old.manifest
+    fields = {k: m.get(k) for k in ("kind", "name", "quantization", "source_model", "split_id")}
+    fields["classes"] = m["classes"]
+    kept_files = {name: (old.path / name).read_bytes() for name in m["files"]
+                  if name not in (m.get("model_file"), m.get("edgetpu_model_file"),
+                                  m.get("svm_file"))}
+    kept = {k: m[k] for k in ("ood", "conformal") if k in m}
+    edgetpu = old.edgetpu_model_path.read_bytes() if old.edgetpu_model_path else None
+    write_bundle(bundle_dir, old.model_path.read_bytes(), fields, svm_path=old.svm_path,
+                 edgetpu_bytes=edgetpu, evaluate=lambda b: m.get("metrics"),
+                 gate=lambda b: (kept_files, {**kept, "scale": section}))
+    return load_bundle(bundle_dir).manifest

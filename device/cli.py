@@ -18,6 +18,7 @@ LAZY_COMMANDS = {
     "convert": ("alledge.convert.cli", "convert", "train"),
     "report": ("alledge.convert.cli", "report", "train"),
     "gate": ("alledge.convert.cli", "gate", "train"),
+    "scale": ("alledge.convert.scale_cli", "scale", "train"),
     "stress": ("alledge.convert.cli", "stress", "train"),
     "keys": ("alledge.convert.sign", "keys", "train"),
     "classify": ("alledge.device.classify_cli", "classify", "device"),

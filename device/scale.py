@@ -97,6 +97,9 @@ TOLERANCE = 1.15
 # fields themselves are (their estimates reach 3.0 x their median in WBC-dense fields,
 # results/captures/scale.json), and shrunk below a field, so rejected, beyond.
 FIELD_TOLERANCE = 3.2
+# ...and read with cells down to half the training size: one field holds few cells, so its
+# estimate spreads more (the paper test split's fields reach 0.62 x the training median).
+FIELD_MAX_FACTOR = 2.0
 # Cells over 16 times the training size (300 px at the dataset's 19 px) are no smear at a
 # usual magnification.
 MIN_FACTOR = 1.0 / 16
@@ -127,9 +130,10 @@ def factor_for(frame_diameter, train_diameter, one_field=False):
     used as it is). `one_field`: the frame is no larger than a tile. Raises ScaleError when
     the ratio is out of range."""
     factor = train_diameter / frame_diameter
-    if factor > MAX_FACTOR:
+    most = FIELD_MAX_FACTOR if one_field else MAX_FACTOR
+    if factor > most:
         raise ScaleError(f"red cells {frame_diameter:.1f} px across, under the "
-                         f"{train_diameter / MAX_FACTOR:.1f} px this model can read (it was "
+                         f"{train_diameter / most:.1f} px this model can read (it was "
                          f"trained at {train_diameter:.1f} px): use a higher magnification")
     if factor < MIN_FACTOR:
         raise ScaleError(f"red cells {frame_diameter:.1f} px across, over "

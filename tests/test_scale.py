@@ -70,3 +70,9 @@ def test_training_scale_comes_from_the_manifest():
     assert scale.training_diameter({"scale": {"rbc_diameter_px": 19.3}}) == 19.3
     with pytest.raises(ValueError):
         scale.training_diameter({"scale": {"rbc_diameter_px": "big"}})
+
+
+def test_one_field_reads_cells_down_to_half_the_training_size():
+    assert scale.factor_for(12.0, 19.0, one_field=True) == 1.0
+    with pytest.raises(scale.ScaleError):
+        scale.factor_for(9.0, 19.0, one_field=True)
