@@ -1,7 +1,8 @@
 """`alledge bench [--bundle DIR] [--threads N] [--runs N] [--image PATH]`: latency per stage.
 
-Stages: decode (JPEG/PNG bytes -> RGB), quality (the gate's measures and verdict),
-preprocess (resize, dtype), invoke (set input, run, read output), ood (the out-of-domain
+Stages: decode (JPEG/PNG bytes -> RGB), quality (the gate's measures and verdict), for a
+bundle with a training scale also scale (the red-cell estimate) and tiling (factor, white-cell
+test, the first tile cut at the training scale: alledge.device.frames), preprocess (resize, dtype), invoke (set input, run, read output), ood (the out-of-domain
 score, bundles with a gate), svm (svm bundles only: probabilities and the prediction set)
 and end to end. Every stage runs on every run, whatever the gate would have said, so the
 figures are those of an image that is answered. Median and p90 over --runs after a few
@@ -43,8 +44,10 @@ def bench(bundle_dir, threads, delegate, runs, image, as_json):
         decode_rgb(data)
     except ImageError as e:
         fail(f"{image}: {e}", exitcodes.USAGE)
-    times = {k: [] for k in ("decode", "quality", "preprocess", "invoke", "ood", "svm",
-                             "end_to_end")}
+    stages = ("decode", "quality", "preprocess", "invoke", "ood", "svm", "end_to_end")
+    if classifier.training_diameter is not None:  # the scaled path: alledge.device.frames
+        stages = ("decode", "quality", "scale", "tiling") + stages[2:]
+    times = {k: [] for k in stages}
     for i in range(WARMUP + runs):
         t = time_once(classifier, data)
         if i >= WARMUP:
@@ -81,6 +84,8 @@ def _machine():
 
 def time_once(classifier, data):
     """Milliseconds of each stage for one image."""
+    if classifier.training_diameter is not None:
+        return time_scaled(classifier, data)
     t0 = time.perf_counter()
     rgb = decode_rgb(data)
     t1 = time.perf_counter()
@@ -99,6 +104,64 @@ def time_once(classifier, data):
     ms = lambda a, b: (b - a) * 1000.0  # noqa: E731
     return {"decode": ms(t0, t1), "quality": ms(t1, tq), "preprocess": ms(tq, t2),
             "invoke": ms(t2, t3), "ood": ms(t3, to), "svm": ms(to, t4), "end_to_end": ms(t0, t4)}
+
+
+def time_scaled(classifier, data):
+    """Stages of the scaled path, one pass each: decode (DCT-reduced for a large JPEG),
+    quality (the pre-gate on the shrunk work copy), scale (the estimate), tiling (the factor,
+    the stain map, the grid and the first tile cut and resized), then one model run on that
+    tile. end_to_end is the real path (Classifier.classify_bytes) timed whole: it may run the
+    model more than once (tiles, or zooms refining an estimated scale)."""
+    from . import frames, scale as fscale, tiles
+    from .images import check_header
+    size = classifier.size
+    t0 = time.perf_counter()
+    fmt, width, height = check_header(data)[:3]
+    reduce = fscale.probe_reduction(width, height) if fmt == "jpeg" else 1
+    rgb = decode_rgb(data, reduce)
+    t1 = time.perf_counter()
+    h, w = rgb.shape[:2]
+    k = -(-max(h, w) // frames.WORK_SIDE)
+    work = rgb if k == 1 else cv2.resize(rgb, None, fx=1 / k, fy=1 / k,
+                                         interpolation=cv2.INTER_AREA)
+    quality.judge(quality.measure(work), classifier.thresholds)
+    tq = time.perf_counter()
+    try:
+        diameter = fscale.estimate_diameter(work) * k * reduce
+    except fscale.ScaleError:
+        diameter = classifier.training_diameter * reduce
+    ts = time.perf_counter()
+    one_field = max(h, w) * reduce <= size
+    try:
+        factor = fscale.factor_for(diameter, classifier.training_diameter, one_field)
+    except fscale.ScaleError:
+        factor = 1.0 / reduce
+    resize = factor * reduce
+    fh, fw = max(size, round(h * resize)), max(size, round(w * resize))
+    positions = tiles.grid(fh, fw, size)
+    mask, _ = tiles.stained_map(work, shrink=1)
+    shares = tiles.shares_from_map(mask, positions, size, 1.0 / (resize * k))
+    tiles.choose(positions, shares, size, classifier.max_tiles)
+    y, x = positions[0]
+    tile = frames._crop(rgb, (y + size / 2) / resize, (x + size / 2) / resize,
+                        size / resize, size)
+    tt = time.perf_counter()
+    x_in = classifier.prepare(tile)
+    t2 = time.perf_counter()
+    out = classifier.infer(x_in)
+    t3 = time.perf_counter()
+    if classifier.ood is not None:
+        classifier.ood.score(out)
+    to = time.perf_counter()
+    probs = classifier.to_probabilities(out)
+    prediction_set(probs, classifier.bundle.classes, classifier.set_threshold or 1.0)
+    t4 = time.perf_counter()
+    classifier.classify_bytes(data)
+    t5 = time.perf_counter()
+    ms = lambda a, b: (b - a) * 1000.0  # noqa: E731
+    return {"decode": ms(t0, t1), "quality": ms(t1, tq), "scale": ms(tq, ts),
+            "tiling": ms(ts, tt), "preprocess": ms(tt, t2), "invoke": ms(t2, t3),
+            "ood": ms(t3, to), "svm": ms(to, t4), "end_to_end": ms(t4, t5)}
 
 
 def synthetic_jpeg(width=640, height=480, seed=0):
