@@ -179,7 +179,7 @@ def run(src, classifier, thresholds, emit, log=None, count=None, interval=0.0,
             emit({"frame": frames, "source": origin, "rejected": verdict[0],
                   "detail": verdict[1], "quality": quality})
         else:
-            result = classifier.classify_rgb(rgb)
+            result = classifier.classify_capture(rgb)  # at the training scale, tiled
             record = {"frame": frames, "source": origin, **result,
                       "bundle": classifier.bundle.id, "quality": quality,
                       "input_sha256": hashlib.sha256(rgb.tobytes()).hexdigest()}

@@ -13,6 +13,7 @@ from .options import (bundle_option, db_option, delegate_option, no_log_option,
                       open_classifier, open_log, threads_option)
 from .quality import Thresholds
 from .results_log import LogError
+from .scale_options import apply_scale_options, scale_options
 
 _T = Thresholds()
 
@@ -43,14 +44,18 @@ _T = Thresholds()
 @delegate_option
 @db_option
 @no_log_option
+@scale_options
 def capture(camera, source, count, interval, save_dir, as_json, min_brightness, max_clipped,
-            min_contrast, min_sharpness, bundle_dir, threads, delegate, db, no_log):
+            min_contrast, min_sharpness, bundle_dir, threads, delegate, db, no_log,
+            rbc_diameter_px, um_per_px, keep_tiles):
     """Capture frames, reject poor ones (dark, overexposed, blank, out of focus), classify
     the rest. Each result is logged (and saved with --save-dir) before it is printed."""
     if camera is not None and source is not None:
         fail("give --camera or --source, not both", exitcodes.USAGE)
     thresholds = Thresholds(min_brightness, max_clipped, min_contrast, min_sharpness)
     classifier = open_classifier(bundle_dir, threads, delegate)
+    classifier.thresholds = thresholds  # the tiles are judged by the same gate
+    apply_scale_options(classifier, rbc_diameter_px, um_per_px, keep_tiles)
     log = open_log(db, enabled=not no_log)
     if save_dir is not None:
         _make_dir(save_dir)

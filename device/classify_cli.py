@@ -12,6 +12,7 @@ from .images import ImageError, read_file
 from .options import (bundle_option, db_option, delegate_option, no_log_option,
                       open_classifier, open_log, threads_option)
 from .results_log import LogError
+from .scale_options import apply_scale_options, scale_options
 
 
 @click.command("classify")
@@ -22,7 +23,9 @@ from .results_log import LogError
 @delegate_option
 @db_option
 @no_log_option
-def classify(images, bundle_dir, as_json, threads, delegate, db, no_log):
+@scale_options
+def classify(images, bundle_dir, as_json, threads, delegate, db, no_log, rbc_diameter_px,
+             um_per_px, keep_tiles):
     """Classify blood smear images: files, folders (their JPEG/PNG files) and globs.
 
     Each line has a status: ok (a label and its prediction set), out_of_domain (unlike the
@@ -31,6 +34,7 @@ def classify(images, bundle_dir, as_json, threads, delegate, db, no_log):
     printed. An error is reported and the batch goes on; the exit code is then 1.
     """
     classifier = open_classifier(bundle_dir, threads, delegate)
+    apply_scale_options(classifier, rbc_diameter_px, um_per_px, keep_tiles)
     log = open_log(db, enabled=not no_log)
     failed = 0
     for path, error in expand_inputs(images):
