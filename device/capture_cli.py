@@ -14,6 +14,7 @@ from .options import (bundle_option, db_option, delegate_option, no_log_option,
 from .quality import Thresholds
 from .results_log import LogError
 from .scale_options import apply_scale_options, scale_options
+from .slide_session import SlideSession, format_summary
 
 _T = Thresholds()
 
@@ -59,7 +60,17 @@ def capture(camera, source, count, interval, save_dir, as_json, min_brightness, 
     log = open_log(db, enabled=not no_log)
     if save_dir is not None:
         _make_dir(save_dir)
-    emit = lambda r: _emit(r, as_json)  # noqa: E731
+    slide = None
+    if count is not None:  # N fields of one slide: a session, ended by its summary
+        try:
+            slide = SlideSession(log, f"capture {source or camera or 0}", count)
+        except LogError as e:
+            fail(str(e), exitcodes.USAGE)
+
+    def emit(record):
+        if slide is not None:  # stored before it is printed, like its result
+            slide.keep(record, logged=log is not None and "status" in record)
+        _emit(record, as_json)
     try:
         # a bad file of an image folder is one line, like classify's, and the batch goes on
         src = open_source(camera, source,
@@ -78,6 +89,12 @@ def capture(camera, source, count, interval, save_dir, as_json, min_brightness, 
         sys.exit(130)  # everything emitted so far is already logged and saved
     finally:
         src.close()
+    if slide is not None:
+        try:
+            summary = slide.finish()
+        except LogError as e:
+            fail(str(e), exitcodes.USAGE)
+        click.echo(json.dumps({"slide": summary}) if as_json else format_summary(summary))
     if stopped:
         wanted = f" of {count}" if count else ""
         fail(f"{src.name} stopped delivering frames after {frames}{wanted}; "

@@ -23,6 +23,7 @@ LAZY_COMMANDS = {
     "keys": ("alledge.convert.sign", "keys", "train"),
     "classify": ("alledge.device.classify_cli", "classify", "device"),
     "capture": ("alledge.device.capture_cli", "capture", "device"),
+    "calibrate": ("alledge.device.calibrate_cli", "calibrate", "device"),
     "history": ("alledge.device.history_cli", "history", "device"),
     "bench": ("alledge.device.bench_cli", "bench", "device"),
     "info": ("alledge.device.info_cli", "info", "device"),

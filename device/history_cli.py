@@ -14,13 +14,17 @@ from .results_log import LogError, ResultsLog, default_path
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="Show at most N results.")
+@click.option("--slides", is_flag=True,
+              help="List slide sessions (classify --slide, capture --count) and their summaries.")
 @db_option
-def history(as_json, limit, db):
+def history(as_json, limit, db, slides):
     """List logged classifications, newest first."""
     path = Path(db) if db else default_path()
     if not path.is_file():
         fail(f"{path}: no results log yet (classify or capture something first)",
              exitcodes.USAGE)
+    if slides:
+        return show_slides(path, limit, as_json)
     try:
         log = ResultsLog(path)
         rows, total = log.recent(limit), log.count()
@@ -30,6 +34,24 @@ def history(as_json, limit, db):
         click.echo(json.dumps(row) if as_json else format_row(row))
     if total > len(rows) and not as_json:  # --json stays one object per line
         click.echo(f"(showing the newest {len(rows)} of {total} results; --limit N for more)")
+
+
+def show_slides(path, limit, as_json):
+    from .sessions import SessionStore
+    try:
+        ResultsLog(path)  # refuses a file that is not our log before the sessions tables touch it
+        rows = SessionStore(path).slides(limit)
+    except LogError as e:
+        fail(str(e), exitcodes.USAGE)
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row))
+            continue
+        s = row["summary"]
+        what = (f"{s['call']}: {s['answered']} answered, {s['out_of_domain']} out of domain, "
+                f"{s['rejected']} rejected of {s['fields']} fields ({s['why']})"
+                if s else f"unfinished ({row['planned']} fields planned)")
+        click.echo(f"{row['time']}  slide {row['id']}  {row['name']}  {what}")
 
 
 def format_row(row):

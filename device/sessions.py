@@ -7,6 +7,7 @@ point at its rows:
     fields     one record shown by `alledge serve` (a result, or a field with no result:
                rejected by the quality gate, out of domain, unreadable), with its status,
                reason and, when it was logged, the id of its row in `results`
+    summaries  a finished slide's summary (alledge.device.slide.summarize) and its call
     thumbnails a small JPEG per logged result, so the history shows what was classified
                without keeping the full image (the log stays small; a Pi's card is small)
 
@@ -42,6 +43,12 @@ CREATE INDEX IF NOT EXISTS fields_result ON fields(result_id);
 CREATE TABLE IF NOT EXISTS thumbnails (
     result_id INTEGER PRIMARY KEY,     -- row in results
     jpeg      BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS summaries (
+    session_id INTEGER PRIMARY KEY REFERENCES sessions(id),
+    time       TEXT NOT NULL,
+    call       TEXT NOT NULL,          -- a class, or 'inconclusive'
+    summary    TEXT NOT NULL           -- alledge.device.slide.summarize, JSON
 );
 """
 
@@ -100,6 +107,19 @@ class SessionStore:
                           "WHERE session_id=? ORDER BY id", (session_id,))
         return [{"id": i, "time": t, "result_id": rid, "status": s, "reason": why,
                  "record": json.loads(rec)} for i, t, rid, s, why, rec in rows]
+
+    def put_summary(self, session_id, summary):
+        self._write("INSERT OR REPLACE INTO summaries (session_id, time, call, summary) "
+                    "VALUES (?,?,?,?)",
+                    (int(session_id), _now(), summary["call"], json.dumps(summary)))
+
+    def slides(self, limit=20):
+        """Sessions, newest first, each with its summary (None while unfinished)."""
+        rows = self._read("SELECT s.id, s.time, s.name, s.planned, m.summary FROM sessions s "
+                          "LEFT JOIN summaries m ON m.session_id = s.id ORDER BY s.id DESC "
+                          "LIMIT ?", (int(limit),))
+        return [{"id": i, "time": t, "name": n, "planned": p,
+                 "summary": json.loads(m) if m else None} for i, t, n, p, m in rows]
 
     def put_thumbnail(self, result_id, jpeg):
         self._write("INSERT OR REPLACE INTO thumbnails (result_id, jpeg) VALUES (?,?)",
