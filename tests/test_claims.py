@@ -153,6 +153,13 @@ def test_lite_port_difference():
     claim(f"within {mantissa}e{int(exponent)} (`tests/test_lite_port.py`")
 
 
+def test_float32_conversion_difference():
+    """results/measurements/test_convert_real.json: float32 TFLite vs Keras on real images."""
+    v = load("measurements/test_convert_real.json")["values"]
+    assert max(v["float32_vs_keras_lite0"], v["float32_vs_keras_cnn"]) <= 1e-4
+    claim("its outputs equal Keras' within 1e-4 on real images")
+
+
 def test_cnn_training_speed():
     """results/paper/models/improved-cnn/train.log: every epoch's seconds and img/s."""
     log = (RESULTS / "paper" / "models" / "improved-cnn" / "train.log").read_text()
