@@ -89,7 +89,7 @@ def capture(camera, source, count, interval, save_dir, as_json, min_brightness, 
         sys.exit(130)  # everything emitted so far is already logged and saved
     finally:
         src.close()
-    if slide is not None:
+    if slide is not None and not stopped:  # a slide cut short stays unfinished in history
         try:
             summary = slide.finish()
         except LogError as e:

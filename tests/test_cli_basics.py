@@ -11,7 +11,8 @@ from alledge.device import cli, exitcodes
 
 REPO = Path(__file__).resolve().parent.parent
 DESIGN_COMMANDS = {"data", "train", "convert", "report", "classify", "capture", "history",
-                   "bench", "info", "keys", "gate", "serve", "evaluate", "stress"}
+                   "bench", "info", "keys", "gate", "serve", "evaluate", "stress", "scale",
+                   "calibrate"}
 
 
 def test_help_lists_every_command_of_the_design(run_cli):

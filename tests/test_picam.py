@@ -121,13 +121,14 @@ def test_frames_in_results_out(fake):
     p = capture(env, "--count", 4, "--json")
     assert p.returncode == exitcodes.OK, p.stderr
     records = [json.loads(line) for line in p.stdout.splitlines()]
+    assert "slide" in records.pop()  # --count N: the fields of a slide, then its summary
     assert [r["frame"] for r in records] == [1, 2, 3, 4]
     # the results are the classifier's on the very pixels the camera gave, turned to RGB
     # (drawn smears: the bundle may well call them out of domain, which is a result too)
     classifier = Classifier(load_selected_bundle(None))
     for r, rgb in zip(records, rgbs):
         assert r["source"] == "Pi camera (picamera2)"
-        same_result(r, classifier.classify_rgb(rgb))
+        same_result(r, classifier.classify_capture(rgb))  # at the training scale
     assert calls(log) == ["open 0", "configure RGB888", "start", "stop", "close"]
 
 
@@ -141,9 +142,10 @@ def test_real_fields_through_the_camera_are_answered(fake, real_data):
     p = capture(env, "--count", 4, "--json")
     assert p.returncode == exitcodes.OK, p.stderr
     records = [json.loads(line) for line in p.stdout.splitlines()]
+    assert "slide" in records.pop()  # --count N: the fields of a slide, then its summary
     classifier = Classifier(load_selected_bundle(None))
     for r, rgb in zip(records, rgbs):
-        want = classifier.classify_rgb(rgb)
+        want = classifier.classify_capture(rgb)
         assert want.get("status", "ok") == "ok" and want["label"]
         same_result(r, want)
 
