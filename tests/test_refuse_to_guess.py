@@ -123,9 +123,23 @@ def test_unusable_images_are_rejected_with_the_measured_value(default_classifier
     assert result["reason"].startswith(reason)
 
 
-def test_noise_is_out_of_domain_not_a_class(default_classifier):
+def test_noise_is_never_a_class(default_classifier):
+    # the scale estimate refuses it first (no red cells of a readable size)
     rgb = np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)
     result = default_classifier.classify_bytes(_jpeg(rgb))
+    assert result["status"] in ("rejected", "out_of_domain") and result["label"] is None
+
+
+@pytest.mark.parametrize("look", ["channels swapped (BGR)", "grey"])
+def test_a_real_field_that_looks_unlike_the_training_smears_is_out_of_domain(
+        default_classifier, real_data, look):
+    # the gate itself, past the quality and scale gates: the same cells, another look
+    rgb = cv2.cvtColor(cv2.imread(str(real_data / "Pro" / "WBC-Malignant-Pro-001.jpg")),
+                       cv2.COLOR_BGR2RGB)
+    assert default_classifier.classify_rgb(rgb)["status"] == "ok"
+    changed = (np.ascontiguousarray(rgb[..., ::-1]) if look.startswith("channels") else
+               np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2))
+    result = default_classifier.classify_rgb(changed)
     assert result["status"] == "out_of_domain" and result["label"] is None
     assert result["ood_score"] > result["ood_threshold"]
 

@@ -78,6 +78,25 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
 @DATA
 @SPLIT
 @OUT
+@click.option("--epochs", default=6, show_default=True, type=click.IntRange(1, 200))
+@click.option("--train-blocks", default=5, show_default=True, type=click.IntRange(0, 16),
+              help="MBConv blocks trained, counted from the last (BatchNorm stays frozen).")
+@click.option("--seed", default=0, show_default=True, type=int)
+def finetune(data_dir, split_csv, out, epochs, train_blocks, seed):
+    """EfficientNet-Lite0 fine-tuned end to end on augmented captures (a 'cnn' model)."""
+    _quiet_tf()
+    require("tensorflow", "train")
+    rows, split_id = _load_split(data_dir, split_csv)
+    from .fit import fit_finetuned_model
+    metrics = _guard(fit_finetuned_model, data_dir, rows, split_id, out, epochs, train_blocks,
+                     seed, split_file=str(split_csv), log=lambda m: click.echo(m, err=True))
+    _summary("efficientnet-lite0-finetuned", metrics, out)
+
+
+@train.command()
+@DATA
+@SPLIT
+@OUT
 @click.option("--backbone", required=True, type=click.Choice(sorted(BACKBONE_NAMES)))
 @click.option("--weights", default="imagenet", show_default=True,
               help="imagenet (Keras download for B0-B7; packaged for Lite0-2), none (random), "

@@ -34,6 +34,32 @@ def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32
     return metrics
 
 
+def fit_finetuned_model(data_dir, rows, split_id, out, epochs, train_blocks, seed=0,
+                        split_file="", log=print):
+    """EfficientNet-Lite0 fine-tuned on augmented captures (alledge.train.finetune)."""
+    from .backbones import build_backbone, weights_id
+    from .finetune import finetune
+    from .loader import load_arrays
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    size = 224
+    backbone = build_backbone("efficientnet-lite0", "imagenet", size)
+    x_tr, y_tr = load_arrays(data_dir, subset(rows, "train"), size)
+    x_te, y_te = load_arrays(data_dir, subset(rows, "test"), size)
+    t0 = time.time()
+    model, info = finetune(x_tr, y_tr, out, backbone, epochs, train_blocks, seed=seed, log=log)
+    model.save(out / KERAS_FILE)
+    proba = model.predict(x_te, batch_size=64, verbose=0)
+    metrics = evaluate(y_te, proba.argmax(1))
+    _write_metrics(out, metrics, split_id)
+    write_model_info(out, kind="cnn", name="efficientnet-lite0-finetuned",
+                     backbone="efficientnet-lite0", weights="imagenet, fine-tuned",
+                     weights_id=weights_id("imagenet", "efficientnet-lite0"), input_size=size,
+                     params=int(model.count_params()), split_id=split_id, split_file=split_file,
+                     seed=seed, train_seconds=round(time.time() - t0, 1), **info)
+    return metrics
+
+
 def _write_metrics(out, metrics, split_id):
     """metrics.json beside the model, naming the split its test set came from."""
     metrics["split_id"] = split_id

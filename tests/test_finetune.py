@@ -1,0 +1,53 @@
+"""Fine-tuning EfficientNet-Lite0 on augmented captures: what is frozen, and the model it gives."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from alledge.device.bundle import load_bundle
+
+ALLEDGE = [sys.executable, "-m", "alledge.device.cli"]
+
+
+def test_only_the_late_blocks_and_the_head_train_and_batchnorm_stays_frozen():
+    import keras
+    from alledge.train.finetune import build_finetune_model
+    from alledge.train.lite import lite_backbone
+    model = build_finetune_model(lite_backbone("efficientnet-lite0", weights=None), 4,
+                                 train_blocks=5)
+    trainable = {w.path.split("/")[0] for w in model.trainable_weights}
+    assert "probabilities" in trainable and "head_conv" in trainable
+    assert any(n.startswith("block15_") for n in trainable)
+    assert any(n.startswith("block11_") for n in trainable)
+    assert not any(n.startswith(("block10_", "block0_", "stem")) for n in trainable)
+    assert all(not layer.trainable for layer in model.layers
+               if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_an_augmented_epoch_changes_about_half_the_images():
+    from alledge.train.finetune import augmented_epoch
+    x = np.random.default_rng(0).integers(0, 255, (40, 32, 32, 3), dtype=np.uint8)
+    out = augmented_epoch(x, np.random.default_rng(1))
+    changed = sum(not np.array_equal(a, b) for a, b in zip(x, out))
+    assert 10 <= changed <= 30 and out.shape == x.shape
+
+
+@pytest.mark.slow
+def test_finetune_gives_a_cnn_model_that_converts_to_a_gated_bundle(tmp_path):
+    def cli(*args):
+        r = subprocess.run(ALLEDGE + [str(a) for a in args], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout
+    data, split = tmp_path / "data", tmp_path / "split.csv"
+    cli("data", "synth", data, "--per-class", 16, "--seed", 0)  # 4+ validation images
+    cli("data", "split", data, "--out", split)
+    cli("train", "finetune", "--data", data, "--split", split, "--out", tmp_path / "ft",
+        "--epochs", 1)
+    info = json.loads((tmp_path / "ft" / "model.json").read_text())
+    assert info["kind"] == "cnn" and info["best_epoch"] == 1 and info["train_blocks"] == 5
+    cli("convert", tmp_path / "ft", "--out", tmp_path / "bundle", "--quant", "float32",
+        "--data", data, "--split", split)
+    m = load_bundle(tmp_path / "bundle").manifest
+    assert m["kind"] == "cnn" and m["features_output"]["size"] == 1280 and "ood" in m

@@ -1,0 +1,89 @@
+"""EfficientNet-Lite0 fine-tuned end to end on augmented captures, with a softmax head.
+
+The frozen extractor + SVM reads how this dataset's pictures were taken (JPEG texture,
+exposure) as much as the cells: `alledge stress` shows JPEG 60 costing it half its accuracy.
+Here the network itself learns from a fresh random capture of every training image each
+epoch (alledge.train.capture_changes.augment: rotations, flips, exposure, gamma, white
+balance, stain, hue, zoom, blur, noise, JPEG 40-95), half of them left clean.
+
+What is trained and why:
+- the last `train_blocks` MBConv blocks, the 1x1 head convolution and a new Dense head: the
+  late layers hold the task-specific features; the early ones (edges, colours) are kept, which
+  on these 2 CPU cores also keeps the backward pass short;
+- every BatchNormalization layer stays frozen, in inference mode: with batches of 32 on a
+  CPU, fresh batch statistics would be noisier than the ImageNet ones.
+The epoch with the best validation accuracy (10% of the training split, never trained on)
+is kept. The result is a 'cnn' model directory: `alledge convert` makes its bundle (its
+penultimate features feed the out-of-domain gate).
+"""
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .capture_changes import augment
+
+DEFAULT_EPOCHS = 6
+DEFAULT_TRAIN_BLOCKS = 5      # Lite0's last two stages: blocks 11-15
+CLEAN_SHARE = 0.5
+
+
+def build_finetune_model(backbone, n_classes=4, train_blocks=DEFAULT_TRAIN_BLOCKS, seed=0):
+    import keras
+    from keras import layers
+    keras.utils.set_random_seed(seed)
+    blocks = sorted({int(layer.name.split("_")[0][5:]) for layer in backbone.layers
+                     if layer.name.startswith("block")})
+    first = blocks[-train_blocks] if train_blocks > 0 else blocks[-1] + 1
+    for layer in backbone.layers:
+        name = layer.name
+        late = name.startswith("head") or (name.startswith("block")
+                                           and int(name.split("_")[0][5:]) >= first)
+        layer.trainable = late and not isinstance(layer, layers.BatchNormalization)
+    x = layers.Dropout(0.2, name="head_dropout")(backbone.output)
+    out = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(backbone.input, out, name="efficientnet_lite0_finetuned")
+
+
+def augmented_epoch(x, rng, clean_share=CLEAN_SHARE):
+    """A new random capture of every image; `clean_share` of them left as they are."""
+    out = x.copy()
+    for i in np.nonzero(rng.random(len(x)) >= clean_share)[0]:
+        out[i] = augment(x[i], rng)
+    return out
+
+
+def finetune(x, y, out_dir, backbone, epochs=DEFAULT_EPOCHS, train_blocks=DEFAULT_TRAIN_BLOCKS,
+             batch_size=32, learning_rate=3e-4, seed=0, log=print):
+    """Returns (model with the best validation epoch's weights, info dict)."""
+    import keras
+    from .cnn import validation_split
+    tr, va = validation_split(y, 0.1, seed=42)
+    model = build_finetune_model(backbone, int(y.max()) + 1, train_blocks, seed)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(seed)
+    best, best_epoch, history = -1.0, 0, []
+    ckpt = Path(out_dir) / "best.weights.h5"
+    for epoch in range(1, epochs + 1):
+        t0 = time.time()
+        xa = augmented_epoch(x[tr], rng)
+        h = model.fit(xa, y[tr], batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
+        _, val_acc = model.evaluate(x[va], y[va], batch_size=64, verbose=0)
+        dt = time.time() - t0
+        history.append({"epoch": epoch, "loss": float(h.history["loss"][0]),
+                        "accuracy": float(h.history["accuracy"][0]),
+                        "val_accuracy": float(val_acc), "seconds": round(dt, 1)})
+        log(f"epoch {epoch}: {dt:.0f}s ({len(tr) / dt:.1f} img/s incl. augmentation), loss "
+            f"{history[-1]['loss']:.4f} acc {history[-1]['accuracy']:.4f} val_acc {val_acc:.4f}")
+        if val_acc > best:
+            best, best_epoch = float(val_acc), epoch
+            model.save_weights(ckpt)
+    model.load_weights(ckpt)
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    return model, {"epochs_run": epochs, "best_epoch": best_epoch, "best_val_accuracy": best,
+                   "n_train": int(len(tr)), "n_val": int(len(va)), "train_blocks": train_blocks,
+                   "trainable_params": trainable, "history": history,
+                   "augmentation": f"alledge.train.capture_changes.augment, "
+                                   f"{int(100 * (1 - CLEAN_SHARE))}% of images per epoch",
+                   "frozen": "blocks before the last train_blocks, every BatchNormalization"}
