@@ -1,19 +1,22 @@
-"""A capture at any scale -> one result: decode (reduced), scale, rescale, tile, aggregate.
+"""A capture at any scale -> one result: decode (reduced), scale, tiles, aggregate.
 
 For a bundle that records its training scale (manifest `scale`, alledge.device.scale):
 
-    1. the frame's red-cell diameter: given (--rbc-diameter-px, --um-per-px), calibrated
-       (`alledge calibrate`, for frames of the calibrated size) or estimated;
-    2. a JPEG is decoded smaller in the DCT domain when it will be shrunk 2x or more (with a
-       known scale, straight to the reduction; else first at a probe reduction, and again
-       only if the cells came out too small there);
-    3. the quality gate on the whole frame, then the scale estimate (no cells found, or a
-       ratio out of range: rejected with the reason);
-    4. the frame is resized (INTER_AREA, aspect kept) so its cells are the training size;
-       within the tolerance it is left as it is;
-    5. tiles, the white-cell test and aggregation (alledge.device.tiles).
+    1. a JPEG is decoded smaller in the DCT domain when it will be shrunk 2x or more (with a
+       known scale straight to its reduction; else at a probe reduction, and again smaller
+       only if the cells came out under the training size there);
+    2. the quality gate, but for sharpness, on a copy shrunk by a whole factor (WORK_SIDE);
+    3. the frame's red-cell diameter: given (--rbc-diameter-px, --um-per-px), calibrated
+       (`alledge calibrate`, for frames of the calibrated size) or estimated on that copy;
+       no cells found, or a ratio out of range: rejected with the reason;
+    4. tiles laid on the frame at the training scale (alledge.device.tiles), each cut from
+       the decoded frame and resized alone (INTER_AREA, aspect kept): the frame itself is
+       never resized whole; each tile is judged by Classifier.classify_rgb, sharpness
+       included, at the training scale;
+    5. an estimated scale is refined by the out-of-domain score (ZOOMS); a known one gives
+       up to MAX_TILES tiles, aggregated.
 
-A frame that is exactly one tile at the training scale (every dataset image) is classified
+A frame that is one tile or less at the training scale (every dataset image) is classified
 whole by Classifier.classify_rgb, as before: the same answer, with a `scale` added.
 A bundle without `scale` classifies the whole frame as before (no scaling, no tiles).
 """
