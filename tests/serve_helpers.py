@@ -113,3 +113,20 @@ def post_image(port, filename, data, path="/api/classify", field="image", header
         return status, hdrs, json.loads(raw)
     except ValueError:
         return status, hdrs, raw
+
+
+@contextmanager
+def plain_bundle(tmp_path_factory):
+    """$ALLEDGE_BUNDLE set to a small CNN bundle without the default's out-of-domain and
+    scale gates: these tests are of the web app, and drawn smears are rightly refused by
+    the default bundle (tests/test_refuse_to_guess.py holds that)."""
+    from bundles import cnn_bundle
+    old = os.environ.get("ALLEDGE_BUNDLE")
+    os.environ["ALLEDGE_BUNDLE"] = str(cnn_bundle(tmp_path_factory))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("ALLEDGE_BUNDLE", None)
+        else:
+            os.environ["ALLEDGE_BUNDLE"] = old

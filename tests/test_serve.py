@@ -10,7 +10,13 @@ import time
 
 import pytest
 
-from serve_helpers import post_image, request, server, write_smears
+from serve_helpers import plain_bundle, post_image, request, server, write_smears
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _plain_bundle(tmp_path_factory):
+    with plain_bundle(tmp_path_factory):
+        yield
 
 
 @pytest.fixture(scope="module")

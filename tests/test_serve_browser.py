@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from serve_helpers import server, write_smears
+from serve_helpers import plain_bundle, server, write_smears
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _plain_bundle(tmp_path_factory):
+    with plain_bundle(tmp_path_factory):
+        yield
 
 # $ALLEDGE_CHROMIUM / $ALLEDGE_CHROMEDRIVER name other binaries (and let a test hide them)
 CHROMIUM = (os.environ.get("ALLEDGE_CHROMIUM") or shutil.which("chromium")
