@@ -151,7 +151,9 @@ def _one_field(classifier, rgb, measures, info, start):
 
 
 def _aggregated(classifier, results, positions, shares, picked, measures, info, start):
-    agg = tiles.aggregate(results)
+    clear = (tiles.CLEAR_FRACTION * classifier.ood_threshold
+             if classifier.ood_threshold is not None else None)
+    agg = tiles.aggregate(results, clear)
     if agg["status"] == "ok":
         result = classifier.result(agg["mean"], 0.0)
         threshold = classifier.set_threshold if classifier.set_threshold is not None else 1.0
@@ -177,7 +179,7 @@ def _aggregated(classifier, results, positions, shares, picked, measures, info, 
 # Skewed up: the estimate reads 7% high on captures (median) and zooming in (a crop of the
 # field) is safer than out (borders continued by reflection). One model run a zoom.
 ZOOMS = (1.1, 0.9, 1.3, 1.45, 0.75)
-STOP_FRACTION = 0.6
+STOP_FRACTION = tiles.CLEAR_FRACTION
 
 
 def _refined(classifier, decoded, resize, centre, share, measures, info, start):

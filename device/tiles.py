@@ -21,10 +21,15 @@ skipped (its cells are already seen).
 
 Aggregation: the capture is ok when at least one classified tile is ok (tiles whose view
 differs from any training field go out of domain: a refusal of that view, not evidence
-against the others); its probabilities are the mean of the ok tiles', its label their
-argmax, its prediction set the conformal set of that mean, its ood_score the highest of the
-ok tiles'. Otherwise the capture takes the most frequent of the tiles' statuses
-(out_of_domain before rejected on a tie), with a reason naming the counts.
+against the others). Its probabilities are the mean over the ok tiles that are clearly in
+domain (out-of-domain score under CLEAR_FRACTION of the gate's threshold), or, when none is,
+those of the ok tile scoring lowest: a view less like the training fields is judged worse
+(measured: the true scale given, the mean of all ok tiles answers 90.8% of held-out x3
+captures right, this rule 96.9%, results/captures/); its label is their argmax, its
+prediction set the conformal set of that mean, its ood_score the highest of the tiles used.
+Without a gate, the mean of all ok tiles. Otherwise the capture takes the most frequent of
+the tiles' statuses (out_of_domain before rejected on a tie), with a reason naming the
+counts.
 """
 import cv2
 import numpy as np
@@ -33,6 +38,7 @@ STRIDE_FRACTION = 0.5
 MIN_FIELD_FRACTION = 0.75
 MIN_STAINED = 0.005
 MAX_TILES = 3
+CLEAR_FRACTION = 0.6
 STAIN_SHRINK = 4  # the stain map is computed on a 4x smaller copy: shares, not outlines
 
 
@@ -126,9 +132,14 @@ def _overlap(y0, x0, y1, x1, size):
     return dy * dx / float(size * size)
 
 
-def aggregate(results):
-    """Tile results (Classifier.classify_rgb) -> the capture's status and fields."""
+def aggregate(results, clear_below=None):
+    """Tile results (Classifier.classify_rgb) -> the capture's status and fields.
+    clear_below: the out-of-domain score under which a tile is clearly in domain."""
     ok = [r for r in results if r["status"] == "ok"]
+    scored = sorted((r for r in ok if r.get("ood_score") is not None),
+                    key=lambda r: r["ood_score"])
+    if clear_below is not None and scored:
+        ok = [r for r in scored if r["ood_score"] < clear_below] or scored[:1]
     if ok:
         classes = list(ok[0]["probabilities"])
         mean = np.mean([[r["probabilities"][c] for c in classes] for r in ok], axis=0)

@@ -63,3 +63,12 @@ def test_aggregate_means_the_ok_tiles():
                            {"status": "out_of_domain", "reason": "far", "ood_score": 9},
                            {"status": "out_of_domain", "reason": "far", "ood_score": 8}])
     assert bad["status"] == "out_of_domain" and "0 of 3" in bad["reason"]
+
+
+def test_with_a_gate_the_tiles_clearly_in_domain_decide():
+    tile = lambda p, s: {"status": "ok", "probabilities": {"A": p, "B": 1 - p},  # noqa
+                         "ood_score": s}
+    agg = tiles.aggregate([tile(0.9, 40.0), tile(0.7, 50.0), tile(0.1, 120.0)], 80.0)
+    assert np.allclose(agg["mean"], [0.8, 0.2]) and agg["ood_score"] == 50.0
+    agg = tiles.aggregate([tile(0.9, 100.0), tile(0.1, 120.0)], 80.0)  # none clear: the lowest
+    assert np.allclose(agg["mean"], [0.9, 0.1])
