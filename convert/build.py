@@ -96,8 +96,9 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
 
 
 def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, log=print):
-    """Fit the out-of-domain gate and prediction sets of an existing 'svm' bundle anew and
-    rewrite it in place: the model and SVM bytes are kept, the manifest is written once."""
+    """Fit the out-of-domain gate and prediction sets of an existing bundle anew and rewrite
+    it in place: the model and SVM bytes and the training scale are kept, the manifest is
+    written once."""
     from alledge.device.bundle import BundleError
     from alledge.train.dataset import resolve_root
     from alledge.train.split import read_split
@@ -127,9 +128,15 @@ def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverag
     fields = {k: m.get(k) for k in ("kind", "name", "quantization", "source_model", "split_id")}
     fields["classes"] = m["classes"]
     edgetpu = old.edgetpu_model_path.read_bytes() if old.edgetpu_model_path else None
+    fit = gate_for(root, rows, params, flag_rate, coverage, log=log)
+    kept = {k: m[k] for k in ("scale",) if k in m}  # the training scale is not the gate's
+
+    def hook(bundle):
+        files, sections = fit(bundle)
+        return files, {**kept, **sections}
     write_bundle(bundle_dir, old.model_path.read_bytes(), fields, svm_path=old.svm_path,
                  edgetpu_bytes=edgetpu, evaluate=lambda b: evaluate_on_test(b, root, rows),
-                 gate=gate_for(root, rows, params, flag_rate, coverage, log=log))
+                 gate=hook)
     return load_bundle(bundle_dir).manifest
 
 

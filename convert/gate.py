@@ -43,13 +43,14 @@ def gate_for(root, rows, svm_params, flag_rate=fit.DEFAULT_FLAG_RATE,
             return {}, {}
         log(f"fitting the out-of-domain gate and prediction sets on {len(train)} training images")
         x, p = bundle_features(c, root, train)
-        calibration = None
+        calibration = va = None
         if bundle.kind == "cnn":  # the part of the training split the CNN never learnt from
             from alledge.train.cnn import validation_split
             _, va = validation_split(y, 0.1, seed=42)
             calibration = (p[va], y[va])
         arrays, ood, conformal = fit.fit_gate(x, y, svm_params, flag_rate=flag_rate,
-                                              coverage=coverage, calibration=calibration)
+                                              coverage=coverage, calibration=calibration,
+                                              held_out=va)
         buf = io.BytesIO()
         save_ood(buf, **arrays)
         ood["file"] = OOD_FILE

@@ -185,6 +185,8 @@ def test_a_converted_cnn_bundle_exposes_features_and_carries_a_gate(tmp_path):
     assert m["features_output"]["size"] == 250          # the input of the last Dense layer
     assert m["ood"]["file"] == "ood.npz" and m["conformal"]["n_calibration"] == 6
     assert "validation part" in m["conformal"]["calibration"]
+    # its features of the images it trained on are not new: the threshold is set on the rest
+    assert m["ood"]["n_threshold"] == 6 and "never trained on" in m["ood"]["threshold_from"]
     line = json.loads(cli("classify", "--json", "--no-log", "--bundle", tmp_path / "bundle",
                           next((data / "Pro").iterdir())).splitlines()[0])
     assert line["status"] in ("ok", "out_of_domain") and line["ood_score"] is not None

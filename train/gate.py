@@ -91,17 +91,29 @@ def svm_recipe(params, seed=0):
 
 
 def fit_gate(x, y, svm_params=None, n_components=DEFAULT_COMPONENTS, flag_rate=DEFAULT_FLAG_RATE,
-             coverage=DEFAULT_COVERAGE, seed=0, calibration=None):
+             coverage=DEFAULT_COVERAGE, seed=0, calibration=None, held_out=None):
     """Training features and labels -> (ood arrays, manifest fields for `ood` and `conformal`).
 
     Prediction sets are calibrated by cross-conformal refits of the SVM recipe
     (svm_params), or on given held-out `calibration` = (probabilities, labels).
+    held_out: indices of training images the network never learnt from (a fine-tuned or
+    trained CNN's validation part). Its features of the images it trained on sit closer to
+    the class means than a new image's would, so the score is then fitted on the others and
+    its threshold set on these; without it (a frozen extractor, whose features of every
+    training image are as new), on out-of-fold scores of all of them.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y)
-    arrays = fit_mahalanobis(x, y, n_components)
-    oof = out_of_fold(x, y, lambda a, b: fit_mahalanobis(a, b, n_components),
-                      mahalanobis_scores, seed=seed)
+    if held_out is None:
+        arrays = fit_mahalanobis(x, y, n_components)
+        oof = out_of_fold(x, y, lambda a, b: fit_mahalanobis(a, b, n_components),
+                          mahalanobis_scores, seed=seed)
+        threshold_from = "out-of-fold scores of the training split"
+    else:
+        rest = np.setdiff1d(np.arange(len(x)), held_out)
+        arrays = fit_mahalanobis(x[rest], y[rest], n_components)
+        oof = mahalanobis_scores(arrays, x[held_out])
+        threshold_from = "scores of the validation part the network never trained on"
     threshold = ood_threshold(oof, flag_rate)
     if calibration is None:
         fit = svm_recipe(svm_params, seed)
@@ -114,6 +126,7 @@ def fit_gate(x, y, svm_params=None, n_components=DEFAULT_COMPONENTS, flag_rate=D
     sets = cal_p >= p_threshold
     ood = {"method": "mahalanobis-pca", "file": "ood.npz", "components": int(len(arrays["components"])),
            "threshold": threshold, "target_flag_rate": flag_rate,
+           "threshold_from": threshold_from, "n_threshold": int(len(oof)),
            "oof_flag_rate": float(np.mean(oof > threshold)), "n_train": int(len(x)),
            "fitted_on": "training split, features of this bundle's extractor"}
     conformal = {"method": "lac", "coverage": coverage, "threshold": p_threshold,
