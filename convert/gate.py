@@ -52,7 +52,7 @@ def gate_for(root, rows, svm_params, flag_rate=fit.DEFAULT_FLAG_RATE,
                                               coverage=coverage, calibration=calibration,
                                               held_out=va)
         buf = io.BytesIO()
-        save_ood(buf, **arrays)
+        save_ood(buf, **arrays, classes=bundle.classes)
         ood["file"] = OOD_FILE
         return {OOD_FILE: buf.getvalue()}, {"ood": ood, "conformal": conformal}
     return hook

@@ -151,7 +151,7 @@ def time_scaled(classifier, data):
     out = classifier.infer(x_in)
     t3 = time.perf_counter()
     if classifier.ood is not None:
-        classifier.ood.score(out)
+        classifier.ood.score(classifier.features(out))
     to = time.perf_counter()
     probs = classifier.to_probabilities(out)
     prediction_set(probs, classifier.bundle.classes, classifier.set_threshold or 1.0)

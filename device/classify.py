@@ -84,6 +84,9 @@ class Classifier:
             score = load_ood(self.bundle.path / name)
         except OodError as e:
             raise BundleError(str(e)) from None
+        if score.classes is not None and score.classes != self.bundle.classes:
+            raise BundleError(f"{self.bundle.path / name}: classes {list(score.classes)} differ "
+                              f"from the manifest's {list(self.bundle.classes)}")
         if self.n_features is None or score.n_features != self.n_features:
             raise BundleError(f"{self.bundle.path / name}: the out-of-domain score does not take "
                               "this bundle's features")

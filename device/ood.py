@@ -19,6 +19,9 @@ out-of-fold training scores (alledge.train.gate), so it flags a known share of i
                                  < 1e-4 of the threshold)
     class_means (C, K) float64   per-class means of z
     precision   (K, K) float64   P
+    classes     (C,)   str       optional: the class names of class_means' rows, checked
+                                 against the manifest (a CNN bundle has no other file that
+                                 names its classes: this catches them reordered and resealed)
 """
 import numpy as np
 
@@ -36,6 +39,8 @@ class MahalanobisScore:
         self.components = np.asarray(arrays["components"], dtype=np.float64)
         self.class_means = np.asarray(arrays["class_means"], dtype=np.float64)
         self.precision = np.asarray(arrays["precision"], dtype=np.float64)
+        names = arrays.get("classes")
+        self.classes = tuple(str(c) for c in names) if names is not None else None
 
     @property
     def n_features(self):
@@ -58,6 +63,8 @@ def load_ood(path):
             if missing:
                 raise OodError(f"{path}: missing arrays {', '.join(missing)}")
             arrays = {f: z[f] for f in FIELDS}
+            if "classes" in z.files:
+                arrays["classes"] = z["classes"]
     except (OSError, ValueError) as e:
         if isinstance(e, OodError):
             raise
@@ -69,14 +76,17 @@ def load_ood(path):
     if (len(d) != 1 or len(k) != 2 or k[1] != d[0] or arrays["class_means"].ndim != 2
             or arrays["class_means"].shape[1] != k[0] or arrays["precision"].shape != (k[0], k[0])):
         raise OodError(f"{path}: arrays of inconsistent shapes")
+    if "classes" in arrays and arrays["classes"].shape != (arrays["class_means"].shape[0],):
+        raise OodError(f"{path}: 'classes' does not name the rows of 'class_means'")
     if not all(np.all(np.isfinite(arrays[f])) for f in FIELDS[1:]):
         raise OodError(f"{path}: arrays hold non-finite values")
     return MahalanobisScore(arrays)
 
 
-def save_ood(path, mean, components, class_means, precision):
+def save_ood(path, mean, components, class_means, precision, classes=None):
     """Write ood.npz (the desktop side calls this; plain arrays only)."""
-    np.savez(path, format=np.array(FORMAT), mean=np.asarray(mean, np.float32),
+    extra = {} if classes is None else {"classes": np.array([str(c) for c in classes])}
+    np.savez(path, format=np.array(FORMAT), **extra, mean=np.asarray(mean, np.float32),
              components=np.asarray(components, np.float32),
              class_means=np.asarray(class_means, np.float64),
              precision=np.asarray(precision, np.float64))

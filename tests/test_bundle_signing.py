@@ -161,7 +161,7 @@ def test_key_rotation_trust_both_re_sign_then_retire_the_old_key(env, keys, bund
 
 
 def test_signing_refuses_a_damaged_bundle(env, keys, bundle):
-    (bundle / "svm.npz").write_bytes(b"changed")
+    (bundle / "ood.npz").write_bytes(b"changed")
     refused(alledge(env, "keys", "sign", bundle, "--key", keys / "old.key"),
             exitcodes.BAD_BUNDLE, "sha256 does not match")
     assert not (bundle / SIGNATURE_FILE).exists()

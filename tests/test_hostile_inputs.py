@@ -24,7 +24,7 @@ import pytest
 from alledge.device import exitcodes
 from alledge.device.bundle import DEFAULT_BUNDLE, seal
 from alledge.device.results_log import ResultsLog
-from bundles import smear
+from bundles import smear, svm_bundle
 
 ALLEDGE = str(Path(sys.executable).parent / "alledge")
 
@@ -389,10 +389,11 @@ def test_capture_source_text_file_named_avi_is_one_line_without_ffmpeg_noise(env
 
 # --- tampered bundles ------------------------------------------------------------------
 
-def tampered(tmp_path, what):
-    """A copy of the default bundle with its manifest changed as an attacker or an accident
-    would: rewritten by json.dump(indent=1) (any key order or spacing is fine)."""
-    b = shutil.copytree(DEFAULT_BUNDLE, tmp_path / "bundle")
+def tampered(tmp_path, what, source=DEFAULT_BUNDLE):
+    """A copy of a bundle (the default one unless given) with its manifest changed as an
+    attacker or an accident would: rewritten by json.dump(indent=1) (any key order or
+    spacing is fine)."""
+    b = shutil.copytree(source, tmp_path / "bundle")
     m_path = b / "manifest.json"
     m = json.loads(m_path.read_text())
     if what == "nested":
@@ -404,17 +405,18 @@ def tampered(tmp_path, what):
         return b
     edits = {
         "classes": lambda: m.update(classes=m["classes"][::-1]),
-        "kind": lambda: m.update(kind="cnn"),
+        "kind": lambda: m.update(kind="svm" if m["kind"] == "cnn" else "cnn"),
         "version-true": lambda: m.update(format_version=True),
         "version-float": lambda: m.update(format_version=1.0),
         "classes-5": lambda: m.update(classes=m["classes"] + ["Other"]),
         "classes-duplicate": lambda: m.update(classes=["Pro"] * 4),
         "classes-empty": lambda: m.update(classes=["", "Early", "Pre", "Pro"]),
-        "dotdot": lambda: m.update(svm_file="../svm.npz"),
+        "dotdot": lambda: m.update(model_file="../model.tflite"),
         "size-bool": lambda: m["input"].update(size=True),
         # an attacker who recomputes the integrity digest still meets the other checks
         "classes-resealed": lambda: m.update(seal({**m, "classes": m["classes"][::-1]})),
-        "kind-resealed": lambda: m.update(seal({**m, "kind": "cnn"})),
+        "kind-resealed": lambda: m.update(seal({**m, "kind": "svm" if m["kind"] == "cnn"
+                                                else "cnn"})),
         "classes-5-resealed": lambda: m.update(seal({**m, "classes": m["classes"] + ["X"]})),
         "svm-null-resealed": lambda: m.update(seal({**m, "kind": "cnn", "svm_file": None,
                                                     "output": {**m["output"],
@@ -429,8 +431,11 @@ def tampered(tmp_path, what):
     "classes", "kind", "version-true", "version-float", "nested", "symlink", "classes-5",
     "classes-duplicate", "classes-empty", "dotdot", "size-bool", "classes-resealed",
     "kind-resealed", "classes-5-resealed", "svm-null-resealed"])
-def test_a_tampered_bundle_is_refused_in_one_line_with_exit_3(env, tmp_path, good_jpeg, what):
-    bundle = tampered(tmp_path, what)
+def test_a_tampered_bundle_is_refused_in_one_line_with_exit_3(env, tmp_path, good_jpeg, what,
+                                                              tmp_path_factory):
+    # an SVM bundle turned into a CNN needs an SVM bundle to start from (the default is a CNN)
+    source = svm_bundle(tmp_path_factory)[0] if what == "svm-null-resealed" else DEFAULT_BUNDLE
+    bundle = tampered(tmp_path, what, source)
     (tmp_path / "a.jpg").write_bytes(good_jpeg)
     code, out, err = alledge(env, "classify", tmp_path / "a.jpg", "--bundle", bundle,
                              "--db", tmp_path / "r.db")
@@ -451,8 +456,8 @@ def test_a_regular_file_mode_is_what_the_bundle_checks(tmp_path):
     # the symlink case above is refused for being a link; a FIFO is refused as non-regular
     from alledge.device.bundle import BundleError, load_bundle
     b = shutil.copytree(DEFAULT_BUNDLE, tmp_path / "bundle")
-    (b / "svm.npz").unlink()
-    os.mkfifo(b / "svm.npz")
-    assert stat.S_ISFIFO(os.lstat(b / "svm.npz").st_mode)
+    (b / "ood.npz").unlink()
+    os.mkfifo(b / "ood.npz")
+    assert stat.S_ISFIFO(os.lstat(b / "ood.npz").st_mode)
     with pytest.raises(BundleError, match="not a regular file"):
         load_bundle(b)

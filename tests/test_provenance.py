@@ -109,6 +109,7 @@ def test_evaluate_writes_its_figures_with_provenance(synth_data, tmp_path):
     assert d["n"] == 8 and d["answered"] + 0 == round(d["answered_fraction"] * 8)
     assert sum(map(sum, d["confusion"])) == 8
     assert d["correct"] == sum(d["per_class"][c]["correct"] for c in d["per_class"])
-    assert d["bundle"].startswith("efficientnet-lite0-svm-int8")
+    from alledge.device.bundle import DEFAULT_BUNDLE, load_bundle
+    assert d["bundle"] == load_bundle(DEFAULT_BUNDLE).id
     assert all(d["provenance"][k] for k in KEYS)
     assert d["provenance"]["command"].startswith("alledge evaluate --data ")

@@ -190,3 +190,5 @@ def test_a_converted_cnn_bundle_exposes_features_and_carries_a_gate(tmp_path):
     line = json.loads(cli("classify", "--json", "--no-log", "--bundle", tmp_path / "bundle",
                           next((data / "Pro").iterdir())).splitlines()[0])
     assert line["status"] in ("ok", "out_of_domain") and line["ood_score"] is not None
+    bench = json.loads(cli("bench", "--bundle", tmp_path / "bundle", "--runs", 2, "--json"))
+    assert "ood" in bench["stages"]       # timed on the CNN's features, not its probabilities
