@@ -163,6 +163,7 @@ def main(argv=None):
                 "check_subset": evaluate_captures(classifier, root, test[::10]),
                 "held_out_subset": evaluate_captures(classifier, root, test[5::10]),
                 "provenance": prov}
+    Path(a.out).mkdir(parents=True, exist_ok=True)
     atomic_write_json(Path(a.out) / "captures.json", captures)
     scale = {"bundle": classifier.bundle.id,
              "dataset": scale_on_dataset(root, rows, classifier.training_diameter),
