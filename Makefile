@@ -17,7 +17,7 @@ RUNS   := runs
 DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi demo demo-data demo-check demo-split demo-train demo-report demo-classify \
+.PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi default-bundle stress demo demo-data demo-check demo-split demo-train demo-report demo-classify \
         reproduce reproduce-paper reproduce-grouped bench clean-demo eval-default measure measure-tflite check-claims
 
 help:
@@ -213,6 +213,27 @@ check-claims: $(STAMP)
 # Hours on a 2-core CPU: the Improved CNN trains twice (both splits), Lite0-2 extract features
 # once (the cache serves the second split), then every model is converted at four levels.
 
+
+# The default bundle's recipe, on its own (about 15 minutes here, not part of `reproduce`):
+# EfficientNet-Lite0 fine-tuned on augmented captures, int8 with its gate, its training scale;
+# then its figures. CPU training is not bit-for-bit deterministic across machines: compare
+# results/default/paper-test.json before copying the bundle into device/bundles/default.
+FT_DIR := $(RUNS)/paper/efficientnet-lite0-finetuned-12
+FT_BUNDLE := $(RUNS)/paper/bundle-ft12-int8
+default-bundle: $(STAMP)
+	$(BIN)/alledge train finetune --data $(DATA) --split results/splits/paper.csv --out $(FT_DIR) --epochs 12
+	$(BIN)/alledge convert $(FT_DIR) --out $(FT_BUNDLE) --quant int8 --data $(DATA)
+	$(BIN)/alledge scale $(FT_BUNDLE) --data $(DATA) --split results/splits/paper.csv
+	$(BIN)/alledge evaluate --bundle $(FT_BUNDLE) --data $(DATA) --split results/splits/paper.csv \
+	    --out $(RUNS)/paper/bundle-ft12-int8-test.json
+	@echo "bundle: $(FT_BUNDLE); the shipped one: device/bundles/default (make eval-default)"
+
+# Robustness and refusal of the default bundle: every capture change at two severities, BCCD,
+# Segmented/, synthetic smears (about 8 minutes here).
+BCCD ?= ../shared/data/bccd/JPEGImages
+stress: $(STAMP)
+	$(BIN)/alledge stress --data $(DATA) --split results/splits/paper.csv --bccd $(BCCD) \
+	    --out results/stress/paper
 
 # `data check` exits 1 on the real set (it has duplicates): only 2 (unusable input) stops here.
 reproduce: reproduce-grouped
