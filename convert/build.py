@@ -99,45 +99,61 @@ def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverag
     """Fit the out-of-domain gate and prediction sets of an existing bundle anew and rewrite
     it in place: the model and SVM bytes and the training scale are kept, the manifest is
     written once."""
+    from .gate import gate_for, svm_params_of
+    old, rows, root = _bundle_and_its_split(bundle_dir, data_dir, split_csv)
+    if old.kind == "cnn" and old.manifest.get("features_output") is None:
+        raise ConvertError(f"{bundle_dir}: this CNN bundle's model has no features output "
+                           "(convert it again with this alledge)")
+    params = None
+    if old.kind == "svm":
+        if not model_dir:
+            raise ConvertError("an svm bundle's gate needs --model-dir (the SVM's "
+                               "hyperparameters are refitted per fold)")
+        try:
+            params = svm_params_of(model_dir)
+        except (OSError, ValueError) as e:
+            raise ConvertError(first_line(e)) from None
+    fit = gate_for(root, rows, params, flag_rate, coverage, log=log)
+    kept = {k: old.manifest[k] for k in ("scale",) if k in old.manifest}  # not the gate's
+
+    def hook(bundle):
+        files, sections = fit(bundle)
+        return files, {**kept, **sections}
+    return _rewrite(old, hook, evaluate=lambda b: evaluate_on_test(b, root, rows))
+
+
+def _bundle_and_its_split(bundle_dir, data_dir, split_csv):
+    """(Bundle, split rows, dataset root) for rewriting a bundle; the split must be the one
+    the bundle was trained on."""
     from alledge.device.bundle import BundleError
     from alledge.train.dataset import resolve_root
     from alledge.train.split import read_split
-    from .gate import gate_for, svm_params_of
     try:
         old = load_bundle(bundle_dir)
     except BundleError as e:
         raise ConvertError(str(e), exitcodes.BAD_BUNDLE) from None
-    if old.kind == "cnn" and old.manifest.get("features_output") is None:
-        raise ConvertError(f"{bundle_dir}: this CNN bundle's model has no features output "
-                           "(convert it again with this alledge)")
     try:
         rows, split_id = read_split(split_csv)
         root = resolve_root(data_dir)
-        params = None
-        if old.kind == "svm":
-            if not model_dir:
-                raise ConvertError("an svm bundle's gate needs --model-dir (the SVM's "
-                                   "hyperparameters are refitted per fold)")
-            params = svm_params_of(model_dir)
     except (OSError, ValueError) as e:
         raise ConvertError(first_line(e)) from None
     if split_id != old.manifest.get("split_id"):
         raise ConvertError(f"{split_csv} is not the split the bundle was trained on "
                            f"(id {split_id[:12]} vs {str(old.manifest.get('split_id'))[:12]})")
+    return old, rows, root
+
+
+def _rewrite(old, gate, evaluate):
+    """Write an existing bundle again in place through write_bundle (one manifest write):
+    its model, Edge TPU model and SVM bytes, identity fields and classes kept; `gate` gives
+    the other files and sections, `evaluate` the metrics."""
     m = old.manifest
     fields = {k: m.get(k) for k in ("kind", "name", "quantization", "source_model", "split_id")}
     fields["classes"] = m["classes"]
     edgetpu = old.edgetpu_model_path.read_bytes() if old.edgetpu_model_path else None
-    fit = gate_for(root, rows, params, flag_rate, coverage, log=log)
-    kept = {k: m[k] for k in ("scale",) if k in m}  # the training scale is not the gate's
-
-    def hook(bundle):
-        files, sections = fit(bundle)
-        return files, {**kept, **sections}
-    write_bundle(bundle_dir, old.model_path.read_bytes(), fields, svm_path=old.svm_path,
-                 edgetpu_bytes=edgetpu, evaluate=lambda b: evaluate_on_test(b, root, rows),
-                 gate=hook)
-    return load_bundle(bundle_dir).manifest
+    write_bundle(old.path, old.model_path.read_bytes(), fields, svm_path=old.svm_path,
+                 edgetpu_bytes=edgetpu, evaluate=evaluate, gate=gate)
+    return load_bundle(old.path).manifest
 
 
 def evaluate_on_test(bundle, root, rows):
@@ -149,10 +165,12 @@ def evaluate_on_test(bundle, root, rows):
     from .evaluation import load_test_images, predict
     from .gate import gated_metrics
     test = subset(rows, "test")
-    probs, _ = predict(Classifier(bundle), load_test_images(root, test))
+    classifier, images = Classifier(bundle), load_test_images(root, test)
+    probs, _ = predict(classifier, images)
     metrics = evaluate(np.array([r["label_id"] for r in test]), probs.argmax(1))
     if bundle.manifest.get("ood") or bundle.manifest.get("conformal"):
-        metrics["gated"] = gated_metrics(bundle, root, rows)
+        truth = [bundle.classes[r["label_id"]] for r in test]
+        metrics["gated"] = gated_metrics(classifier, images, truth)
     return metrics
 
 
@@ -196,31 +214,12 @@ def training_scale(root, rows, log=print):
 def scale_bundle(bundle_dir, data_dir, split_csv, log=print):
     """Add (or renew) the `scale` section of an existing bundle, rewriting it in place with
     every file and every other section kept (model, SVM, gate, metrics): one manifest write."""
-    from alledge.device.bundle import BundleError
-    from alledge.train.dataset import resolve_root
-    from alledge.train.split import read_split
-    try:
-        old = load_bundle(bundle_dir)
-    except BundleError as e:
-        raise ConvertError(str(e), exitcodes.BAD_BUNDLE) from None
-    try:
-        rows, split_id = read_split(split_csv)
-        root = resolve_root(data_dir)
-    except (OSError, ValueError) as e:
-        raise ConvertError(first_line(e)) from None
-    if split_id != old.manifest.get("split_id"):
-        raise ConvertError(f"{split_csv} is not the split the bundle was trained on "
-                           f"(id {split_id[:12]} vs {str(old.manifest.get('split_id'))[:12]})")
+    old, rows, root = _bundle_and_its_split(bundle_dir, data_dir, split_csv)
     section = training_scale(root, rows, log=log)
     m = old.manifest
-    fields = {k: m.get(k) for k in ("kind", "name", "quantization", "source_model", "split_id")}
-    fields["classes"] = m["classes"]
     kept_files = {name: (old.path / name).read_bytes() for name in m["files"]
                   if name not in (m.get("model_file"), m.get("edgetpu_model_file"),
                                   m.get("svm_file"))}
     kept = {k: m[k] for k in ("ood", "conformal") if k in m}
-    edgetpu = old.edgetpu_model_path.read_bytes() if old.edgetpu_model_path else None
-    write_bundle(bundle_dir, old.model_path.read_bytes(), fields, svm_path=old.svm_path,
-                 edgetpu_bytes=edgetpu, evaluate=lambda b: m.get("metrics"),
-                 gate=lambda b: (kept_files, {**kept, "scale": section}))
-    return load_bundle(bundle_dir).manifest
+    return _rewrite(old, lambda b: (kept_files, {**kept, "scale": section}),
+                    evaluate=lambda b: m.get("metrics"))

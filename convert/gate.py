@@ -68,14 +68,10 @@ def svm_params_of(model_dir):
     return params
 
 
-def gated_metrics(bundle, root, rows):
-    """Test-split figures of a gated bundle through Classifier.classify_rgb: statuses,
+def gated_metrics(classifier, images, truth):
+    """Figures of a gated bundle on decoded images through Classifier.classify_rgb: statuses,
     accuracy of the answered images, correct of all, prediction-set coverage and size."""
-    c = Classifier(bundle)
-    test = subset(rows, "test")
-    y = [bundle.classes[r["label_id"]] for r in test]
-    results = [c.classify_rgb(read_rgb(Path(root) / r["path"])) for r in test]
-    return outcome_figures(results, y)
+    return outcome_figures([classifier.classify_rgb(rgb) for rgb in images], truth)
 
 
 def outcome_figures(results, truth):

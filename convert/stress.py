@@ -25,6 +25,8 @@ from alledge.device.images import read_rgb
 from alledge.train import capture_changes
 from alledge.train.split import subset
 
+from .gate import outcome_figures
+
 
 def _jpeg(rgb):
     return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
@@ -53,17 +55,13 @@ def figures(results, truth=None):
     labels = [r.get("label") if s == "ok" else None for r, s in zip(results, st)]
     out["benign_or_unanswered"] = round(np.mean([lab in (None, "Benign") for lab in labels]), 4)
     if truth is not None:
-        correct = [lab == t for lab, t in zip(labels, truth)]
-        answered = [c for c, s in zip(correct, st) if s == "ok"]
-        out["correct_of_all"] = round(float(np.mean(correct)), 4)
-        out["correct_of_all_ci95"] = _ci(correct)
-        out["accuracy_of_answered"] = round(float(np.mean(answered)), 4) if answered else 0.0
-        sets = [r["prediction_set"] for r, s in zip(results, st) if s == "ok"]
-        if sets:
-            out["set_coverage"] = round(float(np.mean(
-                [t in p for t, p, s in zip([t for t, s in zip(truth, st) if s == "ok"], sets,
-                                           sets)])), 4)
-            out["mean_set_size"] = round(float(np.mean([len(p) for p in sets])), 3)
+        f = outcome_figures(results, truth)
+        out["correct_of_all"] = round(f["correct_of_all"], 4)
+        out["correct_of_all_ci95"] = _ci([lab == t for lab, t in zip(labels, truth)])
+        out["accuracy_of_answered"] = round(f["accuracy_of_answered"], 4)
+        if f["answered"]:
+            out["set_coverage"] = round(f["set_coverage"], 4)
+            out["mean_set_size"] = round(f["mean_set_size"], 3)
     return out
 
 

@@ -20,7 +20,6 @@ import numpy as np
 
 from . import exitcodes, quality
 from .cli import fail
-from .conformal import prediction_set
 from .images import ImageError, decode_rgb, read_file
 from .options import bundle_option, delegate_option, open_classifier, threads_option
 from .provenance import provenance
@@ -91,19 +90,30 @@ def time_once(classifier, data):
     t1 = time.perf_counter()
     quality.judge(quality.measure(rgb), classifier.thresholds)
     tq = time.perf_counter()
+    model = time_model(classifier, rgb)
+    t4 = time.perf_counter()
+    return {"decode": _ms(t0, t1), "quality": _ms(t1, tq), **model, "end_to_end": _ms(t0, t4)}
+
+
+def time_model(classifier, rgb):
+    """Milliseconds of one model run on an image: preprocess, invoke, ood, svm (the SVM or
+    the CNN's probabilities, and the prediction set)."""
+    t0 = time.perf_counter()
     x = classifier.prepare(rgb)
-    t2 = time.perf_counter()
+    t1 = time.perf_counter()
     out = classifier.infer(x)
-    t3 = time.perf_counter()
+    t2 = time.perf_counter()
     if classifier.ood is not None:
         classifier.ood.score(classifier.features(out))
-    to = time.perf_counter()
-    probs = classifier.to_probabilities(out)
-    prediction_set(probs, classifier.bundle.classes, classifier.set_threshold or 1.0)
+    t3 = time.perf_counter()
+    classifier.prediction_set(classifier.to_probabilities(out))
     t4 = time.perf_counter()
-    ms = lambda a, b: (b - a) * 1000.0  # noqa: E731
-    return {"decode": ms(t0, t1), "quality": ms(t1, tq), "preprocess": ms(tq, t2),
-            "invoke": ms(t2, t3), "ood": ms(t3, to), "svm": ms(to, t4), "end_to_end": ms(t0, t4)}
+    return {"preprocess": _ms(t0, t1), "invoke": _ms(t1, t2), "ood": _ms(t2, t3),
+            "svm": _ms(t3, t4)}
+
+
+def _ms(a, b):
+    return (b - a) * 1000.0
 
 
 def time_scaled(classifier, data):
@@ -146,22 +156,12 @@ def time_scaled(classifier, data):
     tile = frames._crop(rgb, (y + size / 2) / resize, (x + size / 2) / resize,
                         size / resize, size)
     tt = time.perf_counter()
-    x_in = classifier.prepare(tile)
-    t2 = time.perf_counter()
-    out = classifier.infer(x_in)
-    t3 = time.perf_counter()
-    if classifier.ood is not None:
-        classifier.ood.score(classifier.features(out))
-    to = time.perf_counter()
-    probs = classifier.to_probabilities(out)
-    prediction_set(probs, classifier.bundle.classes, classifier.set_threshold or 1.0)
+    model = time_model(classifier, tile)
     t4 = time.perf_counter()
     classifier.classify_bytes(data)
     t5 = time.perf_counter()
-    ms = lambda a, b: (b - a) * 1000.0  # noqa: E731
-    return {"decode": ms(t0, t1), "quality": ms(t1, tq), "scale": ms(tq, ts),
-            "tiling": ms(ts, tt), "preprocess": ms(tt, t2), "invoke": ms(t2, t3),
-            "ood": ms(t3, to), "svm": ms(to, t4), "end_to_end": ms(t4, t5)}
+    return {"decode": _ms(t0, t1), "quality": _ms(t1, tq), "scale": _ms(tq, ts),
+            "tiling": _ms(ts, tt), **model, "end_to_end": _ms(t4, t5)}
 
 
 def synthetic_jpeg(width=640, height=480, seed=0):

@@ -124,6 +124,11 @@ class Classifier:
     def features_of(self, rgb):
         return self.features(self.infer(self.prepare(rgb)))
 
+    def prediction_set(self, probs):
+        """The conformal set of these probabilities; the top class alone without `conformal`."""
+        threshold = self.set_threshold if self.set_threshold is not None else 1.0
+        return prediction_set(probs, self.bundle.classes, threshold)
+
     def to_probabilities(self, output):
         if self.svm is None:
             return np.asarray(output, dtype=np.float64)
@@ -154,9 +159,7 @@ class Classifier:
         probs = self.to_probabilities(output)
         result = self.result(probs, 0.0)
         result.update(status="ok", ood_score=ood_score, quality=measures,
-                      prediction_set=prediction_set(probs, self.bundle.classes,
-                                                    self.set_threshold if self.set_threshold
-                                                    is not None else 1.0))
+                      prediction_set=self.prediction_set(probs))
         return self._done(result, start)
 
     def classify_bytes(self, data):

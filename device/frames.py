@@ -27,7 +27,6 @@ import cv2
 import numpy as np
 
 from . import quality, scale as fscale, tiles
-from .conformal import prediction_set
 from .images import check_header, decode_rgb
 
 
@@ -156,11 +155,9 @@ def _aggregated(classifier, results, positions, shares, picked, measures, info, 
     agg = tiles.aggregate(results, clear)
     if agg["status"] == "ok":
         result = classifier.result(agg["mean"], 0.0)
-        threshold = classifier.set_threshold if classifier.set_threshold is not None else 1.0
         quality_seen = next(r["quality"] for r in results if r["status"] == "ok")
         result.update(status="ok", ood_score=agg["ood_score"], quality=quality_seen,
-                      prediction_set=prediction_set(agg["mean"], classifier.bundle.classes,
-                                                    threshold))
+                      prediction_set=classifier.prediction_set(agg["mean"]))
     else:
         result = {"status": agg["status"], "label": None, "probabilities": None,
                   "reason": agg["reason"], "quality": measures, "ood_score": agg["ood_score"],

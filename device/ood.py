@@ -25,6 +25,8 @@ out-of-fold training scores (alledge.train.gate), so it flags a known share of i
 """
 import numpy as np
 
+from .npz import read_npz
+
 FORMAT = "alledge-ood/1"
 FIELDS = ("format", "mean", "components", "class_means", "precision")
 
@@ -57,18 +59,8 @@ class MahalanobisScore:
 
 
 def load_ood(path):
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [f for f in FIELDS if f not in z.files]
-            if missing:
-                raise OodError(f"{path}: missing arrays {', '.join(missing)}")
-            arrays = {f: z[f] for f in FIELDS}
-            if "classes" in z.files:
-                arrays["classes"] = z["classes"]
-    except (OSError, ValueError) as e:
-        if isinstance(e, OodError):
-            raise
-        raise OodError(f"{path}: not a readable ood.npz ({e})") from None
+    arrays = read_npz(path, FIELDS, OodError, "an ood.npz", "out-of-domain arrays",
+                      optional=("classes",))
     if str(arrays["format"]) != FORMAT:
         raise OodError(f"{path}: format {str(arrays['format'])!r}, expected {FORMAT!r}")
     d = arrays["mean"].shape

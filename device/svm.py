@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .npz import read_npz
+
 FORMAT = "alledge-svm/1"
 KERNELS = ("linear", "rbf")
 FIELDS = ("format", "classes", "scaler_mean", "scaler_scale", "kernel", "gamma",
@@ -116,20 +118,7 @@ class PlainSvm:
 def load_svm(path):
     """Read and check svm.npz; raises SvmError (one line naming the file) when unusable."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in FIELDS if k not in npz.files]
-            if missing:
-                raise SvmError(f"{path}: not an {FORMAT} file (missing {', '.join(missing)})")
-            arrays = {k: npz[k] for k in FIELDS}
-    except SvmError:
-        raise
-    except FileNotFoundError:
-        raise SvmError(f"{path}: no such file") from None
-    except ValueError as e:  # object arrays (pickles) or a damaged archive
-        raise SvmError(f"{path}: unreadable SVM weights ({e})") from None
-    except Exception as e:  # zipfile.BadZipFile, OSError, EOFError...
-        raise SvmError(f"{path}: unreadable SVM weights ({type(e).__name__}: {e})") from None
+    arrays = read_npz(path, FIELDS, SvmError, f"an {FORMAT} file", "SVM weights")
     _validate(path, arrays)
     return PlainSvm(_as_float64(arrays))
 

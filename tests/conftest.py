@@ -44,6 +44,16 @@ def synth_data(tmp_path_factory):
 
 
 @pytest.fixture
+def env(tmp_path):
+    """A clean environment for a subprocess: no results log, bundle or trust store from the
+    machine; its own home and config folders."""
+    e = {k: v for k, v in os.environ.items()
+         if k not in ("ALLEDGE_BUNDLE", "ALLEDGE_DB", "ALLEDGE_TRUST")}
+    e.update(ALLEDGE_HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    return e
+
+
+@pytest.fixture
 def run_cli():
     """run_cli(*args) -> click Result of `alledge ARGS` (stdout and stderr kept apart)."""
     try:
@@ -53,6 +63,16 @@ def run_cli():
 
     def run(*args):
         return runner.invoke(main, [str(a) for a in args])
+    return run
+
+
+@pytest.fixture
+def cli_ok(run_cli):
+    """cli_ok(*args) -> stdout of `alledge ARGS`, which must succeed."""
+    def run(*args):
+        r = run_cli(*args)
+        assert r.exit_code == 0, (r.stderr or r.output)[-2000:]
+        return r.stdout
     return run
 
 

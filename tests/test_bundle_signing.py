@@ -21,14 +21,6 @@ from bundles import image_dir
 ALLEDGE = str(Path(sys.executable).parent / "alledge")
 
 
-@pytest.fixture
-def env(tmp_path):
-    e = {k: v for k, v in os.environ.items()
-         if k not in ("ALLEDGE_BUNDLE", "ALLEDGE_DB", "ALLEDGE_TRUST")}
-    e.update(ALLEDGE_HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "config"))
-    return e
-
-
 def alledge(env, *args):
     r = subprocess.run([ALLEDGE, *map(str, args)], capture_output=True, text=True, env=env,
                        timeout=120)

@@ -1,14 +1,10 @@
 """Fine-tuning EfficientNet-Lite0 on augmented captures: what is frozen, and the model it gives."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from alledge.device.bundle import load_bundle
-
-ALLEDGE = [sys.executable, "-m", "alledge.device.cli"]
 
 
 def test_only_the_late_blocks_and_the_head_train_and_batchnorm_stays_frozen():
@@ -35,11 +31,8 @@ def test_an_augmented_epoch_changes_about_half_the_images():
 
 
 @pytest.mark.slow
-def test_finetune_gives_a_cnn_model_that_converts_to_a_gated_bundle(tmp_path):
-    def cli(*args):
-        r = subprocess.run(ALLEDGE + [str(a) for a in args], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr[-2000:]
-        return r.stdout
+def test_finetune_gives_a_cnn_model_that_converts_to_a_gated_bundle(tmp_path, cli_ok):
+    cli = cli_ok
     data, split = tmp_path / "data", tmp_path / "split.csv"
     cli("data", "synth", data, "--per-class", 16, "--seed", 0)  # 4+ validation images
     cli("data", "split", data, "--out", split)

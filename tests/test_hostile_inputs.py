@@ -29,15 +29,6 @@ from bundles import smear, svm_bundle
 ALLEDGE = str(Path(sys.executable).parent / "alledge")
 
 
-@pytest.fixture
-def env(tmp_path):
-    """A clean environment: no results log, bundle or trust store from the machine."""
-    e = {k: v for k, v in os.environ.items()
-         if k not in ("ALLEDGE_BUNDLE", "ALLEDGE_DB", "ALLEDGE_TRUST")}
-    e.update(ALLEDGE_HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "config"))
-    return e
-
-
 def alledge(env, *args, timeout=60, limit_memory=None):
     """(exit code, stdout, stderr) of one real run of the command; fails on a hang or a
     traceback. Arguments may hold non-UTF-8 bytes (as surrogate escapes)."""

@@ -83,6 +83,10 @@ def test_ood_file_is_plain_arrays_and_checked(tmp_path):
              precision=arrays["precision"])
     with pytest.raises(OodError):
         load_ood(bad)
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(good.read_bytes()[:200])  # the same reader as svm.npz: one line
+    with pytest.raises(OodError, match="unreadable"):
+        load_ood(damaged)
     shapes = tmp_path / "shapes.npz"
     save_ood(shapes, arrays["mean"][:3], arrays["components"], arrays["class_means"],
              arrays["precision"])
@@ -169,11 +173,8 @@ def test_record_keys_by_status():
 # --- a CNN bundle gets its gate from its penultimate features ------------------------------
 
 @pytest.mark.slow
-def test_a_converted_cnn_bundle_exposes_features_and_carries_a_gate(tmp_path):
-    def cli(*args):
-        r = subprocess.run(ALLEDGE + [str(a) for a in args], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr[-2000:]
-        return r.stdout
+def test_a_converted_cnn_bundle_exposes_features_and_carries_a_gate(tmp_path, cli_ok):
+    cli = cli_ok
     data, split = tmp_path / "data", tmp_path / "split.csv"
     cli("data", "synth", data, "--per-class", 20, "--seed", 0)
     cli("data", "split", data, "--out", split)
