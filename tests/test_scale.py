@@ -76,3 +76,12 @@ def test_one_field_reads_cells_down_to_half_the_training_size():
     assert scale.factor_for(12.0, 19.0, one_field=True) == 1.0
     with pytest.raises(scale.ScaleError):
         scale.factor_for(9.0, 19.0, one_field=True)
+
+
+def test_the_refinement_reads_the_cells_circles():
+    img = discs(20)
+    first = scale.acf_diameter(img)
+    refined = scale.circle_diameter(img, scale.field_diameter(img, first))
+    assert refined is not None
+    assert scale.estimate_diameter(img) == pytest.approx(refined)
+
