@@ -95,7 +95,8 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
     return load_bundle(out).manifest
 
 
-def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, log=print):
+def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage,
+                  white_point=None, log=print):
     """Fit the out-of-domain gate and prediction sets of an existing bundle anew and rewrite
     it in place: the model and SVM bytes and the training scale are kept, the manifest is
     written once."""
@@ -113,7 +114,7 @@ def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverag
             params = svm_params_of(model_dir)
         except (OSError, ValueError) as e:
             raise ConvertError(first_line(e)) from None
-    fit = gate_for(root, rows, params, flag_rate, coverage, log=log)
+    fit = gate_for(root, rows, params, flag_rate, coverage, white_point, log=log)
     kept = {k: old.manifest[k] for k in ("scale",) if k in old.manifest}  # not the gate's
 
     def hook(bundle):
@@ -220,6 +221,6 @@ def scale_bundle(bundle_dir, data_dir, split_csv, log=print):
     kept_files = {name: (old.path / name).read_bytes() for name in m["files"]
                   if name not in (m.get("model_file"), m.get("edgetpu_model_file"),
                                   m.get("svm_file"))}
-    kept = {k: m[k] for k in ("ood", "conformal") if k in m}
+    kept = {k: m[k] for k in ("ood", "conformal", "quality", "preprocessing") if k in m}
     return _rewrite(old, lambda b: (kept_files, {**kept, "scale": section}),
                     evaluate=lambda b: m.get("metrics"))

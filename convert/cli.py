@@ -67,10 +67,14 @@ def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no
               help="Share of in-domain training images the out-of-domain gate may flag.")
 @click.option("--coverage", default=0.95, show_default=True, type=click.FloatRange(0.5, 0.999),
               help="Prediction-set coverage.")
+@click.option("--white-point/--no-white-point", default=None,
+              help="Scale each input to the training images' white point (default: CNN "
+                   "bundles; an SVM learnt from features of unnormalised images).")
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False), default=None,
               help="Sign the rewritten bundle with this Ed25519 private key.")
-def gate(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, sign_key):
-    """Fit a bundle's out-of-domain gate and prediction sets on its training split (in place)."""
+def gate(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, white_point, sign_key):
+    """Fit a bundle's out-of-domain gate and prediction sets on its training split (in place);
+    for a CNN bundle also its white point and quality thresholds."""
     _quiet_tf()
     require("sklearn", "train")
     from .build import ConvertError, regate_bundle
@@ -81,7 +85,7 @@ def gate(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, sign_k
         fail(str(e), exitcodes.USAGE)
     try:
         m = regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage,
-                          log=lambda msg: click.echo(msg, err=True))
+                          white_point=white_point, log=lambda msg: click.echo(msg, err=True))
     except ConvertError as e:
         fail(str(e), e.code)
     signed = f", signed by key {sign_bundle(bundle_dir, key)}" if key is not None else ""

@@ -4,6 +4,19 @@
 runs the staged bundle's own extractor (LiteRT, the device code path) over the training
 images, fits alledge.train.gate on those features, and returns ood.npz and the manifest's
 `ood` and `conformal` sections. `alledge gate BUNDLE` re-fits an existing bundle in place.
+
+For a CNN bundle (which has a validation part it never trained on) two more things, first
+and last:
+- the white point (`preprocessing.white_point`): the median, over the training images, of
+  each channel's WHITE_PERCENTILE-th level; the device scales every input to it
+  (alledge.device.preprocess). First, so the gate is fitted on normalised features.
+- the quality thresholds (`quality`): the validation images are blurred, defocused, brightened
+  and darkened in steps (QUALITY_SERIES), each measured by the device's quality gate and
+  classified; each threshold is set where the model stops reading them about as well as
+  clean images (alledge.train.gate.quality_threshold), never stricter than the defaults
+  (they accept every real field of the dataset) nor looser than the floors.
+The out-of-domain threshold of a CNN bundle is set on its validation part and on random
+captures of it (CAPTURES_PER_IMAGE each, the training augmentation).
 """
 import io
 from pathlib import Path
@@ -12,7 +25,10 @@ import numpy as np
 
 from alledge.device.classify import Classifier
 from alledge.device.images import read_rgb
+from alledge.device import quality
 from alledge.device.ood import save_ood
+from alledge.device.preprocess import channel_percentiles
+from alledge.train import capture_changes as cc
 from alledge.train import gate as fit
 from alledge.train.split import subset
 
@@ -30,31 +46,115 @@ def bundle_features(classifier, root, rows):
     return np.stack(feats), np.stack(probs)
 
 
+WHITE_PERCENTILE = 75
+CAPTURES_PER_IMAGE = 4  # random captures of each validation image for the gate's threshold
+# Each threshold is fitted on the clean validation images and a series that moves its measure
+# (and little else): (measure, threshold name, low is bad, the loosest value ever accepted,
+# [(change, steps from mild to far past what a technician would accept)]). The floor keeps a
+# fitted threshold from letting through what no model reads (blank, black, all white).
+_UP = (cc.exposure, (1.1, 1.2, 1.3, 1.4, 1.5, 1.7, 2.0))
+_DOWN = (cc.exposure, (0.7, 0.5, 0.35, 0.25, 0.15, 0.1))
+QUALITY_SERIES = (
+    ("sharpness", "min_sharpness", True, 2.0,
+     [(cc.blur, (0.6, 1.0, 1.3, 1.6, 2.0, 2.5, 3.0, 4.0)),
+      (cc.defocus, (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.5))]),
+    ("contrast", "min_contrast", True, 3.0, [_UP]),  # darkening is the brightness's series
+    ("brightness", "min_brightness", True, 20.0, [_DOWN]),
+    ("clipped", "max_clipped", False, 0.95, [_UP]),
+)
+
+
+def white_point_for(root, rows, percentile=WHITE_PERCENTILE):
+    """The training images' median level of each channel's `percentile`: the bundle's
+    preprocessing.white_point."""
+    levels = [channel_percentiles(read_rgb(Path(root) / r["path"]), percentile) for r in rows]
+    return {"percentile": percentile,
+            "target": [round(float(v), 1) for v in np.median(levels, axis=0)],
+            "measured_on": f"{len(rows)} training images, median of each channel's "
+                           f"{percentile}th percentile"}
+
+
+def quality_for(classifier, images, labels, log=print):
+    """The manifest's `quality` section, fitted on `images` the model never trained on."""
+    clean = [_read(classifier, rgb, t) for rgb, t in zip(images, labels)]
+    clean_acc = float(np.mean([ok for _, ok in clean]))
+    target = clean_acc - fit.QUALITY_MARGIN
+    section = {"fitted_on": f"{len(images)} validation images, clean and degraded in steps",
+               "clean_accuracy": round(clean_acc, 4), "target_accuracy": round(target, 4)}
+    seen = {}  # a series shared by two measures is classified once
+    fitted = []
+    for key, name, low_is_bad, floor, series in QUALITY_SERIES:
+        rows = list(clean)
+        for fn, steps in series:
+            for step in steps:
+                if (fn, step) not in seen:
+                    rng = np.random.default_rng(0)
+                    seen[fn, step] = [_read(classifier, fn(rgb, rng, step), t)
+                                      for rgb, t in zip(images, labels)]
+                rows += seen[fn, step]
+        # what the thresholds fitted before this one reject is not this measure's to judge
+        rows = [(m, ok) for m, ok in rows if all(
+            m[k] >= section[n] if low else m[k] <= section[n] for k, n, low in fitted)]
+        t, acc = fit.quality_threshold([m[key] for m, _ in rows], [ok for _, ok in rows],
+                                       target, low_is_bad)
+        # only ever looser than the defaults, which accept every real field of the dataset:
+        # a series confounds its measure with others (darkening lowers contrast too), and a
+        # threshold that refused clean fields would refuse the training distribution itself
+        default = getattr(quality.Thresholds(), name)
+        t = max(min(t, default), floor) if low_is_bad else min(max(t, default), floor)
+        section[name] = round(t, 4)
+        fitted.append((key, name, low_is_bad))
+        log(f"quality: {name} {t:.4g} ({acc:.2%} right of the {key} series it accepts)")
+    return section
+
+
+def _read(classifier, rgb, truth):
+    """(the device's quality measures, whether the model's top class is right) of an image."""
+    out = classifier.infer(classifier.prepare(rgb))
+    return quality.measure(rgb), int(np.argmax(classifier.to_probabilities(out))) == truth
+
+
 def gate_for(root, rows, svm_params, flag_rate=fit.DEFAULT_FLAG_RATE,
-             coverage=fit.DEFAULT_COVERAGE, log=print):
-    """The write_bundle hook: staged Bundle -> ({ood.npz: bytes}, {ood, conformal})."""
+             coverage=fit.DEFAULT_COVERAGE, white_point=None, log=print):
+    """The write_bundle hook: staged Bundle -> ({ood.npz: bytes}, {ood, conformal} and, for a
+    CNN, {preprocessing, quality}). white_point: None = for CNN bundles only (an SVM learnt
+    from features of images that were never normalised)."""
     train = subset(rows, "train")
     y = np.array([r["label_id"] for r in train])
 
     def hook(bundle):
+        sections = {}
+        if white_point if white_point is not None else bundle.kind == "cnn":
+            log(f"measuring the white point on {len(train)} training images")
+            pre = {**bundle.manifest.get("preprocessing", {}),
+                   "white_point": white_point_for(root, train)}
+            bundle.manifest["preprocessing"] = sections["preprocessing"] = pre
         c = Classifier(bundle)
         if c.n_features is None:
             log("no out-of-domain gate: this model does not expose its features")
-            return {}, {}
+            return {}, sections
         log(f"fitting the out-of-domain gate and prediction sets on {len(train)} training images")
         x, p = bundle_features(c, root, train)
-        calibration = va = None
+        calibration = va = captures = images = None
         if bundle.kind == "cnn":  # the part of the training split the CNN never learnt from
             from alledge.train.cnn import validation_split
             _, va = validation_split(y, 0.1, seed=42)
             calibration = (p[va], y[va])
+            images = [read_rgb(Path(root) / train[i]["path"]) for i in va]
+            rng = np.random.default_rng(0)
+            captures = np.stack([c.features_of(cc.augment(rgb, rng))
+                                 for _ in range(CAPTURES_PER_IMAGE) for rgb in images])
         arrays, ood, conformal = fit.fit_gate(x, y, svm_params, flag_rate=flag_rate,
                                               coverage=coverage, calibration=calibration,
-                                              held_out=va)
+                                              held_out=va, held_out_captures=captures)
         buf = io.BytesIO()
         save_ood(buf, **arrays, classes=bundle.classes)
         ood["file"] = OOD_FILE
-        return {OOD_FILE: buf.getvalue()}, {"ood": ood, "conformal": conformal}
+        sections.update(ood=ood, conformal=conformal)
+        if va is not None:
+            log(f"fitting the quality thresholds on {len(va)} validation images")
+            sections["quality"] = quality_for(c, images, y[va], log=log)
+        return {OOD_FILE: buf.getvalue()}, sections
     return hook
 
 

@@ -137,7 +137,7 @@ def time_scaled(classifier, data):
     quality.judge(quality.measure(work), classifier.thresholds)
     tq = time.perf_counter()
     try:
-        diameter = fscale.estimate_diameter(work) * k * reduce
+        diameter = fscale.estimate_diameter(work, max(h, w) * reduce > size) * k * reduce
     except fscale.ScaleError:
         diameter = classifier.training_diameter * reduce
     ts = time.perf_counter()

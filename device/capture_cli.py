@@ -1,6 +1,7 @@
 """`alledge capture [--camera N | --source PATH_OR_URL] [--count N] [--interval S] [--save-dir DIR]`."""
 import json
 import sys
+from dataclasses import replace
 
 import click
 import cv2
@@ -17,6 +18,7 @@ from .scale_options import apply_scale_options, scale_options
 from .slide_session import SlideSession, format_summary
 
 _T = Thresholds()
+_BUNDLES = " (default: the bundle's own, fitted by `alledge gate`, else %g)"
 
 
 @click.command("capture")
@@ -32,14 +34,14 @@ _T = Thresholds()
 @click.option("--save-dir", type=click.Path(file_okay=False), default=None,
               help="Save each accepted frame (PNG) with its result (JSON) here.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame.")
-@click.option("--min-brightness", type=float, default=_T.min_brightness, show_default=True,
-              help="Reject frames darker than this mean grey level (0-255).")
-@click.option("--max-clipped", type=float, default=_T.max_clipped, show_default=True,
-              help="Reject frames with more than this fraction of pixels at 250 or above.")
-@click.option("--min-contrast", type=float, default=_T.min_contrast, show_default=True,
-              help="Reject frames whose grey-level standard deviation is lower (blank).")
-@click.option("--min-sharpness", type=float, default=_T.min_sharpness, show_default=True,
-              help="Reject frames whose variance of the Laplacian is lower (out of focus).")
+@click.option("--min-brightness", type=float, default=None,
+              help="Reject frames darker than this mean grey level (0-255)" + _BUNDLES % _T.min_brightness)
+@click.option("--max-clipped", type=float, default=None,
+              help="Reject frames with more than this fraction of pixels at 250 or above" + _BUNDLES % _T.max_clipped)
+@click.option("--min-contrast", type=float, default=None,
+              help="Reject frames whose grey-level standard deviation is lower (blank)" + _BUNDLES % _T.min_contrast)
+@click.option("--min-sharpness", type=float, default=None,
+              help="Reject frames whose variance of the Laplacian is lower (out of focus)" + _BUNDLES % _T.min_sharpness)
 @bundle_option
 @threads_option
 @delegate_option
@@ -53,8 +55,11 @@ def capture(camera, source, count, interval, save_dir, as_json, min_brightness, 
     the rest. Each result is logged (and saved with --save-dir) before it is printed."""
     if camera is not None and source is not None:
         fail("give --camera or --source, not both", exitcodes.USAGE)
-    thresholds = Thresholds(min_brightness, max_clipped, min_contrast, min_sharpness)
     classifier = open_classifier(bundle_dir, threads, delegate)
+    given = {"min_brightness": min_brightness, "max_clipped": max_clipped,
+             "min_contrast": min_contrast, "min_sharpness": min_sharpness}
+    thresholds = replace(classifier.thresholds,
+                         **{k: v for k, v in given.items() if v is not None})
     classifier.thresholds = thresholds  # the tiles are judged by the same gate
     apply_scale_options(classifier, rbc_diameter_px, um_per_px, keep_tiles)
     log = open_log(db, enabled=not no_log)

@@ -29,16 +29,21 @@ from .bundle import BundleError
 from .conformal import prediction_set
 from .images import ImageError, decode_rgb, is_regular_file
 from .ood import OodError, load_ood
-from .preprocess import preprocess
+from .preprocess import preprocess, white_point_of
 from .svm import SvmError, load_svm
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 class Classifier:
-    def __init__(self, bundle, threads=None, delegate=None, thresholds=quality.Thresholds()):
+    def __init__(self, bundle, threads=None, delegate=None, thresholds=None):
         self.bundle = bundle
-        self.thresholds = thresholds
+        try:  # the bundle's own quality thresholds and white point, when it has them
+            self.thresholds = (quality.thresholds_of(bundle.manifest) if thresholds is None
+                               else thresholds)
+            self.white_point = white_point_of(bundle.manifest)
+        except ValueError as e:
+            raise BundleError(f"{bundle.path}: {e}") from None
         model = bundle.model_path
         if delegate == "edgetpu":
             model = bundle.edgetpu_model_path
@@ -108,7 +113,7 @@ class Classifier:
 
     # stages
     def prepare(self, rgb):
-        return preprocess(rgb, self.size, self.dtype)
+        return preprocess(rgb, self.size, self.dtype, self.white_point)
 
     def infer(self, x):
         runtime.set_input(self.interpreter, x)

@@ -81,7 +81,9 @@ def classify_frame(classifier, rgb, start=None, hint=None, reduce=1, data=None):
         if hint is not None:
             diameter, source = hint.diameter_px, hint.source
         else:
-            diameter, source = fscale.estimate_diameter(work) * k * reduce, "estimated"
+            refine = max(h, w) * reduce > size  # a single field needs only a rough scale
+            diameter = fscale.estimate_diameter(work, refine) * k * reduce
+            source = "estimated"
             if reduce > 1 and data is not None and diameter / reduce < train:
                 # probed too small: the cells need more pixels than this reduction left
                 reduce = fscale.reduction_for(train / diameter)
@@ -90,7 +92,7 @@ def classify_frame(classifier, rgb, start=None, hint=None, reduce=1, data=None):
                 k = -(-max(h, w) // WORK_SIDE)
                 work = rgb if k == 1 else cv2.resize(rgb, None, fx=1 / k, fy=1 / k,
                                                      interpolation=cv2.INTER_AREA)
-                diameter = fscale.estimate_diameter(work) * k * reduce
+                diameter = fscale.estimate_diameter(work, refine) * k * reduce
         one_field = max(h, w) * reduce <= size
         factor = fscale.factor_for(diameter, train, one_field)
     except fscale.ScaleError as e:

@@ -24,6 +24,9 @@ of the real dataset (652 images): brightness 189-244, clipped 0.004-0.62 (95th p
 of the latter (tests/test_quality_real.py). Another microscope camera may need other values:
 the capture command's --min-brightness, --max-clipped, --min-contrast and --min-sharpness
 set them.
+
+A bundle may carry its own thresholds (manifest `quality`, fitted by `alledge gate` from
+what its model can still read: alledge.convert.gate); they replace these defaults for it.
 """
 from dataclasses import asdict, dataclass
 
@@ -79,6 +82,28 @@ def judge(measures, t=Thresholds()):
     if m["sharpness"] < t.min_sharpness:
         return "out of focus", f"sharpness {m['sharpness']:.1f} < {t.min_sharpness:g}"
     return None
+
+
+FITTED = ("min_brightness", "max_clipped", "min_contrast", "min_sharpness")
+
+
+def thresholds_of(manifest):
+    """The bundle's thresholds (manifest `quality`, its missing keys the defaults); the
+    defaults without the section. Raises ValueError when it is malformed."""
+    part = manifest.get("quality")
+    if part is None:
+        return Thresholds()
+    if not isinstance(part, dict):
+        raise ValueError("manifest 'quality' must be an object")
+    values = {}
+    for key in FITTED:
+        v = part.get(key)
+        if v is None:
+            continue
+        if type(v) not in (int, float) or not np.isfinite(v) or v < 0:
+            raise ValueError(f"manifest 'quality.{key}' must be a number >= 0")
+        values[key] = float(v)
+    return Thresholds(**values)
 
 
 def thresholds_dict(t):

@@ -82,12 +82,16 @@ class ScaleError(ValueError):
     """No red-cell scale can be read from this frame (a reason, in words)."""
 
 
-def estimate_diameter(rgb):
+def estimate_diameter(rgb, refine=True):
     """HxWx3 uint8 RGB -> the median red-cell diameter in pixels of this frame.
 
+    refine=False: the first reading only (a third of the time). Enough for a frame of one
+    field, which is used as it is unless its cells are far off (FIELD_TOLERANCE).
     Raises ScaleError when the frame shows no cell-sized structure (blank, or cells larger
     than a quarter of the frame)."""
     first = acf_diameter(rgb)
+    if not refine:
+        return first
     second = field_diameter(rgb, first)
     refined = circle_diameter(rgb, second)
     return second if refined is None else refined

@@ -22,7 +22,6 @@ from .cli import fail
 from .live import LiveView
 from .options import (bundle_option, db_option, delegate_option, open_classifier, open_log,
                       threads_option)
-from .quality import Thresholds
 from .results_log import LogError, default_path
 from .sessions import SessionStore
 from .webapp import create_app
@@ -67,7 +66,7 @@ def serve(host, port, token_file, camera, source, max_upload_mb, bundle_dir, thr
     live = None
     if camera is not None or source is not None:
         try:
-            live = LiveView(lambda: open_source(camera, source), Thresholds()).start()
+            live = LiveView(lambda: open_source(camera, source), classifier.thresholds).start()
         except CameraError as e:
             fail(str(e), exitcodes.NO_CAMERA)
     app = create_app(classifier, db_path, live=live, token=token,

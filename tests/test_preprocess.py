@@ -105,3 +105,33 @@ def test_training_loader_on_real_images(real_data):
     for i, p in enumerate(paths):
         ref = cv2.imread(str(p))[:, :, ::-1]  # plain OpenCV, BGR -> RGB
         assert np.array_equal(x[i], ref) and np.array_equal(x[i], load_input(p, 224))
+
+
+def test_white_point_undoes_an_exposure_and_white_balance_change():
+    from alledge.device.preprocess import apply_white_point, channel_percentiles
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(60, 200, (224, 224, 3), dtype=np.uint8)
+    wp = {"percentile": 75, "target": channel_percentiles(rgb, 75)}
+    changed = np.clip(rgb * np.array([1.1, 0.95, 0.85]), 0, 255).astype(np.uint8)
+    back = apply_white_point(changed, wp)
+    assert np.abs(back.astype(int) - rgb).mean() < 1.5
+    assert np.array_equal(apply_white_point(rgb, wp), rgb)   # already at its white point
+
+
+def test_channel_percentiles_agree_with_numpy():
+    from alledge.device.preprocess import channel_percentiles
+    rgb = np.random.default_rng(1).integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    ours = channel_percentiles(rgb, 75)
+    ref = np.percentile(rgb.reshape(-1, 3), 75, axis=0, method="higher")
+    assert np.allclose(ours, ref, atol=1)
+
+
+@pytest.mark.parametrize("bad", [{"percentile": 0, "target": [1, 2, 3]},
+                                 {"percentile": 75, "target": [1, 2]},
+                                 {"percentile": 75, "target": [1, 2, 300]},
+                                 {"percentile": "75", "target": [1, 2, 3]}, "x"])
+def test_a_malformed_white_point_is_refused(bad):
+    from alledge.device.preprocess import white_point_of
+    with pytest.raises(ValueError, match="white_point"):
+        white_point_of({"preprocessing": {"white_point": bad}})
+    assert white_point_of({"preprocessing": {}}) is None

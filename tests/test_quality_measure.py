@@ -17,3 +17,14 @@ def test_measures_equal_their_numpy_definitions(seed):
     assert m["contrast"] == pytest.approx(grey.std(), abs=1e-3)
     assert m["sharpness"] == pytest.approx(cv2.Laplacian(grey, cv2.CV_64F).var(), rel=1e-5, abs=1e-3)
     assert (m["width"], m["height"]) == (300, 200)
+
+
+def test_a_bundle_s_thresholds_replace_the_defaults_key_by_key():
+    from alledge.device.quality import Thresholds, thresholds_of
+    assert thresholds_of({}) == Thresholds()
+    t = thresholds_of({"quality": {"min_sharpness": 7.0, "fitted_on": "text is ignored"}})
+    assert t.min_sharpness == 7.0 and t.max_clipped == Thresholds().max_clipped
+    for bad in ({"quality": {"min_sharpness": -1}}, {"quality": {"max_clipped": "0.8"}},
+                {"quality": []}):
+        with pytest.raises(ValueError, match="quality"):
+            thresholds_of(bad)

@@ -106,6 +106,31 @@ def test_default_bundle_carries_a_gate_and_sets():
     assert m["ood"]["target_flag_rate"] == 0.01 and m["ood"]["threshold"] > 0
     assert m["conformal"]["coverage"] == 0.95 and 0 < m["conformal"]["threshold"] <= 1
     assert "ood.npz" in m["files"]
+    assert "random captures" in m["ood"]["threshold_from"]
+
+
+def test_default_bundle_has_its_own_quality_thresholds_and_white_point():
+    m = load_bundle(DEFAULT).manifest
+    # fitted by `alledge gate` (2026-11-27): the fine-tuned model reads Gaussian blur up to
+    # sigma 2 (sharpness about 7) as well as clean fields, so its focus gate is far looser
+    # than the generic 30; never looser than the floor of 2
+    assert 2.0 <= m["quality"]["min_sharpness"] < 30.0
+    assert Classifier(load_bundle(DEFAULT)).thresholds.min_sharpness == m["quality"]["min_sharpness"]
+    wp = m["preprocessing"]["white_point"]
+    assert wp["percentile"] == 75 and all(200 <= v <= 255 for v in wp["target"])
+
+
+def test_quality_threshold_stops_at_the_first_bin_the_model_cannot_read():
+    from alledge.train.gate import quality_threshold
+    values = np.arange(1000, 0, -1).astype(float)       # 1000 (sharp) .. 1 (blurred)
+    correct = values > 300                               # right down to 301, wrong below
+    t, acc = quality_threshold(values, correct, target=0.9, bin_size=100)
+    assert t == 301.0 and acc == 1.0                    # the bin 400..301 is the last good one
+    # nothing unreadable: the worst value seen is the threshold
+    assert quality_threshold(values, np.ones(1000, bool), 0.9, bin_size=100)[0] == 1.0
+    # high is bad (clipped fraction): mirrored
+    t, _ = quality_threshold(values / 1000, values <= 700, 0.9, low_is_bad=False, bin_size=100)
+    assert t == 0.7
 
 
 def _jpeg(rgb):
@@ -187,7 +212,12 @@ def test_a_converted_cnn_bundle_exposes_features_and_carries_a_gate(tmp_path, cl
     assert m["ood"]["file"] == "ood.npz" and m["conformal"]["n_calibration"] == 6
     assert "validation part" in m["conformal"]["calibration"]
     # its features of the images it trained on are not new: the threshold is set on the rest
-    assert m["ood"]["n_threshold"] == 6 and "never trained on" in m["ood"]["threshold_from"]
+    # ...and on 4 random captures of each of those 6 (the training augmentation)
+    assert m["ood"]["n_threshold"] == 6 * 5 and "never trained on" in m["ood"]["threshold_from"]
+    # a CNN bundle carries its white point and quality thresholds, fitted on the same part
+    assert m["preprocessing"]["white_point"]["percentile"] == 75
+    assert set(m["quality"]) >= {"min_sharpness", "max_clipped", "min_contrast", "min_brightness"}
+    assert m["quality"]["min_sharpness"] <= 30.0 and m["quality"]["max_clipped"] >= 0.8
     line = json.loads(cli("classify", "--json", "--no-log", "--bundle", tmp_path / "bundle",
                           next((data / "Pro").iterdir())).splitlines()[0])
     assert line["status"] in ("ok", "out_of_domain") and line["ood_score"] is not None

@@ -56,9 +56,12 @@ def _summary(name, metrics, out):
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 # 94 px is the smallest input the five valid-padded conv + pool blocks leave a pixel of
 @click.option("--input-size", default=224, show_default=True, type=click.IntRange(94))
+@click.option("--augment", is_flag=True,
+              help="Train on a new random capture of half the images each epoch "
+                   "(alledge.train.capture_changes), learning rate halved on plateaus.")
 @click.option("--seed", default=0, show_default=True, type=int)
 def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_size, input_size,
-        seed):
+        augment, seed):
     """The paper's Improved CNN, trained on the split's training part.
 
     An interrupted run resumes from OUT/backup when started again with the same arguments.
@@ -70,8 +73,8 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
     rows, split_id = _load_split(data_dir, split_csv)
     from .fit import fit_cnn_model
     metrics = _guard(fit_cnn_model, data_dir, rows, split_id, out, epochs, patience,
-                     batch_size, input_size, seed, split_file=str(split_csv))
-    _summary("improved-cnn", metrics, out)
+                     batch_size, input_size, seed, split_file=str(split_csv), augment=augment)
+    _summary("improved-cnn-augmented" if augment else "improved-cnn", metrics, out)
 
 
 @train.command()

@@ -69,11 +69,45 @@ def _read_history(path):
     return cols
 
 
+def augmented_batches(x, y, batch_size, seed):
+    """The training part as a Keras PyDataset that draws a new random capture of every image
+    each epoch (alledge.train.capture_changes.augment; half the images left clean, as in
+    the fine-tuning), in a new order. Runs in the training process: no worker copies."""
+    import keras
+    from .finetune import CLEAN_SHARE
+    from .capture_changes import augment
+
+    class AugmentedCaptures(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(x))
+
+        def __len__(self):
+            return -(-len(x) // batch_size)
+
+        def __getitem__(self, i):
+            idx = self.order[i * batch_size:(i + 1) * batch_size]
+            xb = x[idx].copy()
+            for j in np.nonzero(self.rng.random(len(idx)) >= CLEAN_SHARE)[0]:
+                xb[j] = augment(xb[j], self.rng)
+            return xb, y[idx]
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(x))
+
+    return AugmentedCaptures()
+
+
 def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, batch_size=32,
-              learning_rate=1e-3, seed=0):
+              learning_rate=1e-3, seed=0, augment=False):
     """Fit the Improved CNN; keeps the weights of the epoch with the best validation accuracy.
 
     patience=None runs every epoch (the paper's recipe: no early stopping).
+    augment: every epoch sees a new random capture of half the training images (see
+    augmented_batches), and the learning rate halves when validation loss has not improved
+    for 10 epochs: a network that must read cells rather than one camera's colours learns
+    more slowly, and a fixed 1e-3 keeps it bouncing.
 
     Returns (model, history dict). The best weights are also checkpointed to out_dir each
     time they improve, so an interrupted run keeps its best epoch.
@@ -85,9 +119,12 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     # Decoded once into memory; tf.data shuffles and prefetches the uint8 arrays.
-    train_ds = (tf.data.Dataset.from_tensor_slices((x[tr], y[tr]))
-                .shuffle(len(tr), seed=seed, reshuffle_each_iteration=True)
-                .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    if augment:
+        train_ds = augmented_batches(x[tr], y[tr], batch_size, seed)
+    else:
+        train_ds = (tf.data.Dataset.from_tensor_slices((x[tr], y[tr]))
+                    .shuffle(len(tr), seed=seed, reshuffle_each_iteration=True)
+                    .batch(batch_size).prefetch(tf.data.AUTOTUNE))
     val_ds = tf.data.Dataset.from_tensor_slices((x[va], y[va])).batch(64).prefetch(2)
     ckpt = f"{out_dir}/best.weights.h5"
     # A long run (the paper's 500 epochs, no early stopping) resumes where it was stopped:
@@ -105,6 +142,9 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
         keras.callbacks.CSVLogger(str(history_csv), append=resuming),
         _epoch_printer(len(tr)),
     ]
+    if augment:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                                           patience=10, min_lr=1e-5))
     if patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy",
                                                        patience=patience))
@@ -113,5 +153,5 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     h = _read_history(history_csv)
     best = int(np.argmax(h["val_accuracy"]))
     return model, {"epochs_run": len(h["val_accuracy"]), "early_stopping": patience is not None, "best_epoch": best + 1,
-                   "best_val_accuracy": float(h["val_accuracy"][best]),
+                   "best_val_accuracy": float(h["val_accuracy"][best]), "augmented": bool(augment),
                    "n_train": int(len(tr)), "n_val": int(len(va))}

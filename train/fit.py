@@ -13,7 +13,7 @@ from .split import subset
 
 
 def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32,
-                  input_size=224, seed=0, split_file=""):
+                  input_size=224, seed=0, split_file="", augment=False):
     from .cnn import train_cnn
     from .loader import load_arrays
     out = Path(out)
@@ -21,12 +21,14 @@ def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32
     x_tr, y_tr = load_arrays(data_dir, subset(rows, "train"), input_size)
     x_te, y_te = load_arrays(data_dir, subset(rows, "test"), input_size)
     t0 = time.time()
-    model, info = train_cnn(x_tr, y_tr, out, epochs, patience, batch_size, seed=seed)
+    model, info = train_cnn(x_tr, y_tr, out, epochs, patience, batch_size, seed=seed,
+                            augment=augment)
     model.save(out / KERAS_FILE)
     proba = model.predict(x_te, batch_size=64, verbose=0)
     metrics = evaluate(y_te, proba.argmax(1))
     _write_metrics(out, metrics, split_id)
-    write_model_info(out, kind="cnn", name="improved-cnn", backbone="improved-cnn",
+    name = "improved-cnn-augmented" if augment else "improved-cnn"
+    write_model_info(out, kind="cnn", name=name, backbone="improved-cnn",
                      weights="trained", weights_id="trained", input_size=input_size,
                      params=int(model.count_params()), split_id=split_id, split_file=split_file,
                      seed=seed, train_seconds=round(time.time() - t0, 1), epochs_max=epochs,

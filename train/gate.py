@@ -17,6 +17,9 @@ bundle's own quantized extractor through LiteRT), so the thresholds hold for wha
 """
 import numpy as np
 
+QUALITY_BIN = 200          # images per bin when fitting a quality threshold
+QUALITY_MARGIN = 0.05      # a bin is readable while within this of the clean accuracy
+
 DEFAULT_COMPONENTS = 64
 DEFAULT_FLAG_RATE = 0.01   # share of in-domain images flagged, by construction
 DEFAULT_COVERAGE = 0.95
@@ -91,7 +94,8 @@ def svm_recipe(params, seed=0):
 
 
 def fit_gate(x, y, svm_params=None, n_components=DEFAULT_COMPONENTS, flag_rate=DEFAULT_FLAG_RATE,
-             coverage=DEFAULT_COVERAGE, seed=0, calibration=None, held_out=None):
+             coverage=DEFAULT_COVERAGE, seed=0, calibration=None, held_out=None,
+             held_out_captures=None):
     """Training features and labels -> (ood arrays, manifest fields for `ood` and `conformal`).
 
     Prediction sets are calibrated by cross-conformal refits of the SVM recipe
@@ -101,6 +105,9 @@ def fit_gate(x, y, svm_params=None, n_components=DEFAULT_COMPONENTS, flag_rate=D
     the class means than a new image's would, so the score is then fitted on the others and
     its threshold set on these; without it (a frozen extractor, whose features of every
     training image are as new), on out-of-fold scores of all of them.
+    held_out_captures: features of new random captures of the held-out images
+    (alledge.train.capture_changes.augment, what the network was trained to read); their
+    scores join the threshold's, so that an ordinary capture change is not called foreign.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y)
@@ -114,6 +121,10 @@ def fit_gate(x, y, svm_params=None, n_components=DEFAULT_COMPONENTS, flag_rate=D
         arrays = fit_mahalanobis(x[rest], y[rest], n_components)
         oof = mahalanobis_scores(arrays, x[held_out])
         threshold_from = "scores of the validation part the network never trained on"
+        if held_out_captures is not None and len(held_out_captures):
+            oof = np.concatenate([oof, mahalanobis_scores(arrays, held_out_captures)])
+            threshold_from += (f", and of {len(held_out_captures)} random captures of it "
+                               "(alledge.train.capture_changes.augment)")
     threshold = ood_threshold(oof, flag_rate)
     if calibration is None:
         fit = svm_recipe(svm_params, seed)
@@ -136,3 +147,26 @@ def fit_gate(x, y, svm_params=None, n_components=DEFAULT_COMPONENTS, flag_rate=D
                      | ((cal_p.argmax(1) == cal_y) & ~sets.any(1)))),
                  "calibration_mean_set_size": float(np.mean(np.maximum(sets.sum(1), 1)))}
     return arrays, ood, conformal
+
+
+def quality_threshold(values, correct, target, low_is_bad=True, bin_size=QUALITY_BIN):
+    """The loosest threshold on a quality measure that keeps what the model reads well.
+
+    values: the measure of each image of a degradation series (e.g. sharpness of blurred
+    validation images); correct: whether the model's top class was right on it. The images
+    are taken from the best end of the measure in bins of `bin_size`; the threshold is the
+    last value of the last bin before the first whose accuracy falls under `target` (the
+    worst value seen when none does). Returns (threshold, accuracy of the accepted images).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    c = np.asarray(correct, dtype=bool)
+    order = np.argsort(-v if low_is_bad else v, kind="stable")
+    v, c = v[order], c[order]
+    end = len(v)
+    for start in range(0, len(v), bin_size):
+        if c[start:start + bin_size].mean() < target:
+            end = start
+            break
+    if end == 0:
+        return float(v[0]), 0.0
+    return float(v[end - 1]), float(c[:end].mean())
