@@ -61,6 +61,7 @@ MIN_LAG = 4.0
 # FIELD_DIAMETER px, high-passed at HIGH_PASS times the first estimate.
 FIELD_DIAMETER = 24.0
 HIGH_PASS = 2.0
+FIELD_SIDE = 256  # ...on the central square of at most this side (hundreds of cells)
 # The refinement: the frame is resampled so that the second estimate is NORM_DIAMETER px, and
 # circles of diameter NORM_DIAMETER * [0.53, 1.68] are found there (HoughCircles: Canny high
 # threshold CIRCLE_EDGE, CIRCLE_VOTES votes, centres CIRCLE_SPACING px apart at least).
@@ -70,6 +71,9 @@ CIRCLE_EDGE = 60
 CIRCLE_VOTES = 15
 CIRCLE_SPACING = 10
 MIN_CIRCLES = 5
+# ...on the central square that is at most CIRCLE_SIDE px once resampled (some 200 cells: the
+# circle search costs with its area, and a 12 MP frame would take 30 ms whole)
+CIRCLE_SIDE = 256
 # Never more than this upscaling of the frame for the refinement (cells read as under
 # NORM_DIAMETER / MAX_UPSAMPLE px are refined at that size; the radii range still covers them).
 MAX_UPSAMPLE = 2.0
@@ -107,8 +111,12 @@ def field_diameter(rgb, first):
     if shrink > 1.0:
         green = cv2.resize(green, (max(1, round(w / shrink)), max(1, round(h / shrink))),
                            interpolation=cv2.INTER_AREA)
-    green = green.astype(np.float32)
     h, w = green.shape
+    if max(h, w) > FIELD_SIDE:  # hundreds of cells are enough; the FFT costs with the area
+        y0, x0 = max(0, (h - FIELD_SIDE) // 2), max(0, (w - FIELD_SIDE) // 2)
+        green = green[y0:y0 + FIELD_SIDE, x0:x0 + FIELD_SIDE]
+        h, w = green.shape
+    green = green.astype(np.float32)
     sigma = HIGH_PASS * first / shrink
     # the wide blur on a copy shrunk q times (sigma / q about 4 px): the same low-pass, cheaply
     q = max(1, int(sigma / 4))
@@ -142,6 +150,11 @@ def circle_diameter(rgb, first):
     that `first` is NORM_DIAMETER px; None when fewer than MIN_CIRCLES are found."""
     factor = min(MAX_UPSAMPLE, NORM_DIAMETER / first)
     h, w = rgb.shape[:2]
+    side = int(CIRCLE_SIDE / factor)  # the central square that is CIRCLE_SIDE px resampled
+    if max(h, w) > side:
+        y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+        rgb = rgb[y0:y0 + side, x0:x0 + side]
+        h, w = rgb.shape[:2]
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
     if min(size) < 4 * CIRCLE_RADII[1]:
         return None
