@@ -18,7 +18,7 @@ DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
 .PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi default-bundle stress demo demo-data demo-check demo-split demo-train demo-report demo-classify \
-        reproduce reproduce-paper reproduce-grouped bench clean-demo eval-default measure measure-tflite check-claims
+        reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented table3-paper bench clean-demo eval-default measure measure-tflite check-claims
 
 help:
 	@echo "make test                 run the tests (creates .venv when missing)"
@@ -227,6 +227,20 @@ default-bundle: $(STAMP)
 	$(BIN)/alledge evaluate --bundle $(FT_BUNDLE) --data $(DATA) --split results/splits/paper.csv \
 	    --out $(RUNS)/paper/bundle-ft12-int8-test.json
 	@echo "bundle: $(FT_BUNDLE); the shipped one: device/bundles/default (make eval-default)"
+
+# The Improved CNN's two long runs (Table 3 rows of their own; not part of `reproduce`):
+# each resumes where it was stopped (OUT/backup); `make table3-paper` then shows them.
+cnn-500: $(STAMP)
+	$(BIN)/alledge train cnn --data $(DATA) --split results/splits/paper.csv \
+	    --out $(RUNS)/paper/improved-cnn-500 --epochs 500 --no-early-stopping
+
+cnn-augmented: $(STAMP)
+	$(BIN)/alledge train cnn --data $(DATA) --split results/splits/paper.csv \
+	    --out $(RUNS)/paper/improved-cnn-augmented --epochs 200 --patience 40 --augment
+
+table3-paper: $(STAMP)
+	$(BIN)/alledge train table3 --data $(DATA) --split results/splits/paper.csv --out $(RUNS)/paper
+	$(BIN)/python -m alledge.convert.publish $(RUNS)/paper "" results/paper
 
 # Robustness and refusal of the default bundle: every capture change at two severities, BCCD,
 # Segmented/, synthetic smears (about 8 minutes here).

@@ -96,6 +96,27 @@ def test_table3_reuses_finished_models_and_lists_b0_to_b7_without_weights_as_not
     assert (trained["models"] / "table3.md").read_text().count("\n| ") == 3
 
 
+def test_the_long_cnn_runs_are_shown_when_finished_and_never_trained_by_table3(
+        trained, run_cli, tmp_path):
+    out = tmp_path / "models"
+    r = run_cli("train", "cnn", "--data", trained["data"], "--split", trained["split"],
+                "--out", out / "improved-cnn-augmented", "--epochs", 2, "--augment",
+                "--input-size", 96)
+    assert r.exit_code == 0, r.stderr
+    info = json.loads((out / "improved-cnn-augmented" / "model.json").read_text())
+    assert info["name"] == "improved-cnn-augmented" and info["augmented"] is True
+    r = run_cli("train", "table3", "--data", trained["data"], "--split", trained["split"],
+                "--out", out, "--models", "improved-cnn-500,improved-cnn-augmented")
+    assert r.exit_code == 0, r.stderr
+    rows = {row["model"]: row for row in json.loads((out / "table3.json").read_text())["rows"]}
+    assert rows["improved-cnn-500"]["status"].startswith("not run yet: make cnn-500")
+    assert not (out / "improved-cnn-500").exists()          # an hours-long run: never here
+    assert rows["improved-cnn-augmented"]["status"] == "ok"
+    assert rows["improved-cnn-augmented"]["accuracy"] != ""
+    md = (out / "table3.md").read_text()
+    assert "Improved CNN (paper recipe, 500 epochs)" in md and "Improved CNN + augmentation" in md
+
+
 def test_training_on_a_missing_split_is_one_line_and_exit_2(tmp_path, synth_data, run_cli):
     r = run_cli("train", "cnn", "--data", synth_data, "--split", tmp_path / "none.csv",
                 "--out", tmp_path / "m")
