@@ -152,6 +152,15 @@ def suite(severities=("moderate", "strong")):
     return [(n, s) for n, (_, lv) in CHANGES.items() for s in severities if s in lv]
 
 
+def ordinary(rgb, rng):
+    """One ordinary capture change: a change of the suite drawn at random, at its moderate
+    severity (what a technician would not notice). The out-of-domain gate's threshold is set
+    on such captures of held-out images: they are not another lab."""
+    names = [n for n, (_, levels) in CHANGES.items() if "moderate" in levels]
+    fn, levels = CHANGES[names[rng.integers(len(names))]]
+    return fn(np.ascontiguousarray(rgb), rng, levels["moderate"])
+
+
 def augment(rgb, rng):
     """A random ordinary capture: a chain of changes, each with a random strength up to
     'strong'. Used to augment training images (features of several copies per image)."""

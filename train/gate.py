@@ -105,9 +105,9 @@ def fit_gate(x, y, svm_params=None, n_components=DEFAULT_COMPONENTS, flag_rate=D
     the class means than a new image's would, so the score is then fitted on the others and
     its threshold set on these; without it (a frozen extractor, whose features of every
     training image are as new), on out-of-fold scores of all of them.
-    held_out_captures: features of new random captures of the held-out images
-    (alledge.train.capture_changes.augment, what the network was trained to read); their
-    scores join the threshold's, so that an ordinary capture change is not called foreign.
+    held_out_captures: features of ordinary captures of the held-out images
+    (alledge.train.capture_changes.ordinary); their scores join the threshold's, so that
+    an ordinary capture change is not called foreign.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y)
@@ -123,8 +123,8 @@ def fit_gate(x, y, svm_params=None, n_components=DEFAULT_COMPONENTS, flag_rate=D
         threshold_from = "scores of the validation part the network never trained on"
         if held_out_captures is not None and len(held_out_captures):
             oof = np.concatenate([oof, mahalanobis_scores(arrays, held_out_captures)])
-            threshold_from += (f", and of {len(held_out_captures)} random captures of it "
-                               "(alledge.train.capture_changes.augment)")
+            threshold_from += (f", and of {len(held_out_captures)} ordinary captures of it "
+                               "(alledge.train.capture_changes.ordinary)")
     threshold = ood_threshold(oof, flag_rate)
     if calibration is None:
         fit = svm_recipe(svm_params, seed)
