@@ -319,3 +319,73 @@ def test_tflite_runtime_slowdown():
     fast = load("bench/default-1t.json")["stages"]["invoke"]["median_ms"]
     slow = load("bench/default-1t-tflite-runtime.json")["stages"]["invoke"]["median_ms"]
     claim(f"about {int(slow / fast)}× slower on `tflite-runtime` 2.14")
+
+
+# --- real captures (`python -m alledge.convert.captures`, `alledge bench`) --------------------
+
+CAPTURE_ROWS = [("every 10th test image (the check's; the zooms were chosen on it)",
+                 "check_subset", "estimated"),
+                ("every 10th from the 6th (held out)", "held_out_subset", "estimated"),
+                ("the check's, the true scale given (`--rbc-diameter-px`, or a calibration)",
+                 "check_subset", "given_true_scale"),
+                ("held out, the true scale given", "held_out_subset", "given_true_scale")]
+
+
+@pytest.mark.parametrize("label,subset,how", CAPTURE_ROWS)
+def test_captures_row(label, subset, how):
+    d = load("captures/captures.json")[subset]
+    want = [pct(d["originals"]["correct_of_all"], 1)] if how == "estimated" else []
+    want += [pct(d[z][how]["correct_of_all"], 1) for z in ("x2", "x3", "x4.5", "x5")]
+    assert_row(table_row(label), want)
+
+
+def test_scale_estimate_and_capture_speed_sentences():
+    s = load("captures/scale.json")
+    ds, bc = s["dataset"]["error_vs_training_median"], s["bccd"]["error_vs_boxes"]
+    claim(f"on the 3256 dataset fields {pct(ds['median_abs'], 1)}% off the training median "
+          f"(median absolute; signed +{pct(ds['median'], 1)}%, 90th percentile "
+          f"{pct(ds['p90_abs'], 0)}%)")
+    claim(f"against BCCD's red-cell boxes {pct(bc['median_abs'], 1)}% (median absolute; signed "
+          f"−{pct(-bc['median'], 1)}%, 90th percentile {pct(bc['p90_abs'], 0)}%; "
+          f"{s['bccd']['no_estimate']} of {s['bccd']['images']} photos without an estimate)")
+    big = {k: v["median_ms"] for k, v in load("captures/bench-12mp.json")["stages"].items()}
+    small = load("captures/bench-224.json")["stages"]["end_to_end"]["median_ms"]
+    claim(f"the check's 12 MP JPEG {big['end_to_end']:.1f} ms end to end (decode at 1/4 "
+          f"{big['decode']:.1f} ms, quality {big['quality']:.1f}, scale {big['scale']:.1f}, tiling "
+          f"{big['tiling']:.1f}, one model run {big['invoke']:.1f}) against {small:.1f} ms for a "
+          f"224x224 JPEG: {big['end_to_end'] / small:.1f}x")
+
+
+# --- robustness (`alledge stress`) --------------------------------------------------------------
+
+def _stress(name):
+    return next(iter(load(f"stress/{name}/stress.json")["bundles"].values()))
+
+
+def test_robustness_tables_are_the_stress_files():
+    b, prev = _stress("paper"), _stress("previous-default")
+    c = b["clean"]
+    assert_row(table_row("none (JPEG 95)"), [pct(prev["clean"]["correct_of_all"]),
+                                              pct(c["correct_of_all"]),
+                                              pct(c["accuracy_of_answered"])])
+    for key, v in b["changes"].items():
+        if not key.endswith("/moderate"):
+            continue
+        name = key.split("/")[0]
+        assert_row(table_row(name, after="| change (moderate) | out of domain |"),
+                   [pct(v["out_of_domain"], 1), pct(v["rejected"], 1),
+                    pct(v["accuracy_of_answered"]), pct(v["correct_of_all"])])
+        assert_row(table_row(name, after="| change (moderate) | previous default"),
+                   [pct(prev["changes"][key]["correct_of_all"]), pct(v["correct_of_all"]),
+                    f"{100 * v['drop']:.2f}", pct(v["accuracy_of_answered"])])
+    for key, label in (("bccd", "BCCD (another lab and microscope, 640x480)"),
+                       ("synthetic", "synthetic smears (`alledge data synth`)")):
+        x = b["other"][key]
+        assert_row(table_row(label), [str(x["n"]), pct(x["answered"], 1),
+                                      pct(x["out_of_domain"], 1), pct(x["rejected"], 1)])
+
+
+def test_the_default_s_white_point_is_the_one_shipped():
+    wp = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())[
+        "preprocessing"]["white_point"]
+    claim("one ([" + ", ".join(f"{v:.0f}" for v in wp["target"]) + "] for the default;")
