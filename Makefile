@@ -222,7 +222,7 @@ FT_DIR := $(RUNS)/paper/efficientnet-lite0-finetuned-12
 FT_BUNDLE := $(RUNS)/paper/bundle-ft12-int8
 default-bundle: $(STAMP)
 	$(BIN)/alledge train finetune --data $(DATA) --split results/splits/paper.csv --out $(FT_DIR) --epochs 12
-	$(BIN)/alledge convert $(FT_DIR) --out $(FT_BUNDLE) --quant int8 --data $(DATA)
+	$(BIN)/alledge convert $(FT_DIR) --out $(FT_BUNDLE) --quant int8 --data $(DATA) --white-point
 	$(BIN)/alledge scale $(FT_BUNDLE) --data $(DATA) --split results/splits/paper.csv
 	$(BIN)/alledge evaluate --bundle $(FT_BUNDLE) --data $(DATA) --split results/splits/paper.csv \
 	    --out $(RUNS)/paper/bundle-ft12-int8-test.json

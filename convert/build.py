@@ -49,7 +49,7 @@ def _split_rows(info, split_csv):
 
 
 def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibration=200,
-                 edgetpu=False, evaluate=True, gate=True, log=print):
+                 edgetpu=False, evaluate=True, gate=True, white_point=False, log=print):
     """gate: fit the out-of-domain gate and prediction sets ('svm' bundles, with data).
     The report turns it off: its bundles compare quantization levels, and fitting twelve
     gates would add about twenty minutes to `make reproduce`."""
@@ -89,14 +89,15 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
     hook = None
     if gate and rows is not None:
         from .gate import gate_for
-        hook = gate_for(root, rows, (info.get("svm") or {}).get("best_params") or {}, log=log)
+        hook = gate_for(root, rows, (info.get("svm") or {}).get("best_params") or {},
+                        white_point=white_point, log=log)
     write_bundle(out, tflite, fields, svm_path=svm_path, edgetpu_bytes=edgetpu_bytes,
                  evaluate=scorer, gate=hook)
     return load_bundle(out).manifest
 
 
 def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage,
-                  white_point=None, log=print):
+                  white_point=False, log=print):
     """Fit the out-of-domain gate and prediction sets of an existing bundle anew and rewrite
     it in place: the model and SVM bytes and the training scale are kept, the manifest is
     written once."""
@@ -221,6 +222,7 @@ def scale_bundle(bundle_dir, data_dir, split_csv, log=print):
     kept_files = {name: (old.path / name).read_bytes() for name in m["files"]
                   if name not in (m.get("model_file"), m.get("edgetpu_model_file"),
                                   m.get("svm_file"))}
-    kept = {k: m[k] for k in ("ood", "conformal", "quality", "preprocessing") if k in m}
+    kept = {k: m[k] for k in ("ood", "conformal", "quality", "preprocessing", "colour")
+            if k in m}
     return _rewrite(old, lambda b: (kept_files, {**kept, "scale": section}),
                     evaluate=lambda b: m.get("metrics"))

@@ -26,10 +26,13 @@ def _quiet_tf():
 @click.option("--calibration", default=200, show_default=True, type=click.IntRange(1),
               help="int8 calibration images, drawn stratified from the training split.")
 @click.option("--no-eval", is_flag=True, help="Do not evaluate the bundle on the test split.")
+@click.option("--white-point", is_flag=True,
+              help="Scale each input to the training images' white point (fitted with the "
+                   "gate; for a model trained on augmented exposure, as the default).")
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False), default=None,
               help="Sign the bundle with this Ed25519 private key ('alledge keys new').")
 def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no_eval,
-            sign_key):
+            white_point, sign_key):
     """Quantize a trained model directory to a verified TFLite bundle."""
     from .sign import SignError, load_private_key, sign_bundle
     try:  # a bad key is found before TensorFlow loads and the conversion runs
@@ -45,7 +48,7 @@ def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no
     try:
         manifest = build_bundle(model_dir, out, quant, data_dir=data_dir, split_csv=split_csv,
                                 calibration=calibration, edgetpu=edgetpu, evaluate=not no_eval,
-                                log=lambda m: click.echo(m, err=True))
+                                white_point=white_point, log=lambda m: click.echo(m, err=True))
     except ConvertError as e:
         fail(str(e), e.code)
     signed = f", signed by key {sign_bundle(out, key)}" if key is not None else ""
@@ -67,9 +70,9 @@ def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no
               help="Share of in-domain training images the out-of-domain gate may flag.")
 @click.option("--coverage", default=0.95, show_default=True, type=click.FloatRange(0.5, 0.999),
               help="Prediction-set coverage.")
-@click.option("--white-point/--no-white-point", default=None,
-              help="Scale each input to the training images' white point (default: CNN "
-                   "bundles; an SVM learnt from features of unnormalised images).")
+@click.option("--white-point", is_flag=True,
+              help="Scale each input to the training images' white point (a model that "
+                   "learnt from unnormalised images sees them otherwise than it learnt).")
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False), default=None,
               help="Sign the rewritten bundle with this Ed25519 private key.")
 def gate(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, white_point, sign_key):

@@ -5,12 +5,14 @@ runs the staged bundle's own extractor (LiteRT, the device code path) over the t
 images, fits alledge.train.gate on those features, and returns ood.npz and the manifest's
 `ood` and `conformal` sections. `alledge gate BUNDLE` re-fits an existing bundle in place.
 
-For a CNN bundle (which has a validation part it never trained on) two more things, first
-and last:
-- the white point (`preprocessing.white_point`): the median, over the training images, of
-  each channel's WHITE_PERCENTILE-th level; the device scales every input to it
+The stain colour range (`colour`, alledge.device.colour) of every bundle: what its training
+fields span, so that a field stained otherwise or with red and blue swapped is out of
+domain before the model runs. And two more things, first and last:
+- when asked, the white point (`preprocessing.white_point`): the median, over the training
+  images, of each channel's WHITE_PERCENTILE-th level; the device scales every input to it
   (alledge.device.preprocess). First, so the gate is fitted on normalised features.
-- the quality thresholds (`quality`): the validation images are blurred, defocused, brightened
+- for a CNN bundle (it has a validation part it never trained on), the quality thresholds
+  (`quality`): the validation images are blurred, defocused, brightened
   and darkened in steps (QUALITY_SERIES), each measured by the device's quality gate and
   classified; each threshold is set where the model stops reading them about as well as
   clean images (alledge.train.gate.quality_threshold), never stricter than the defaults
@@ -35,6 +37,7 @@ import numpy as np
 from alledge.device.classify import Classifier
 from alledge.device.images import read_rgb
 from alledge.device import quality
+from alledge.device.colour import cell_red_minus_blue
 from alledge.device.ood import save_ood
 from alledge.device.preprocess import channel_percentiles
 from alledge.train import capture_changes as cc
@@ -117,6 +120,26 @@ def quality_for(classifier, images, labels, log=print):
     return section
 
 
+COLOUR_MARGIN = 10.0  # levels of red minus blue beyond what the training fields span
+
+
+def colour_for(classifier, root, rows):
+    """The manifest's `colour` section: the range of alledge.device.colour's statistic over
+    the training images and one ordinary capture of each, as the model sees them (after the
+    white point), widened by COLOUR_MARGIN."""
+    rng = np.random.default_rng(1)
+    values = []
+    for r in rows:
+        rgb = read_rgb(Path(root) / r["path"])
+        values.append(cell_red_minus_blue(classifier.prepare(rgb)))
+        values.append(cell_red_minus_blue(classifier.prepare(cc.ordinary(rgb, rng))))
+    low, high = float(np.min(values)), float(np.max(values))
+    return {"red_minus_blue": [round(low - COLOUR_MARGIN, 1), round(high + COLOUR_MARGIN, 1)],
+            "measured_on": f"{len(rows)} training images and an ordinary capture of each, "
+                           f"widened by {COLOUR_MARGIN:g} levels",
+            "statistic": "mean red minus blue of the cell pixels (alledge.device.colour)"}
+
+
 def _read(classifier, rgb, truth):
     """(the device's quality measures, whether the model's top class is right) of an image."""
     out = classifier.infer(classifier.prepare(rgb))
@@ -124,21 +147,24 @@ def _read(classifier, rgb, truth):
 
 
 def gate_for(root, rows, svm_params, flag_rate=fit.DEFAULT_FLAG_RATE,
-             coverage=fit.DEFAULT_COVERAGE, white_point=None, log=print):
-    """The write_bundle hook: staged Bundle -> ({ood.npz: bytes}, {ood, conformal} and, for a
-    CNN, {preprocessing, quality}). white_point: None = for CNN bundles only (an SVM learnt
-    from features of images that were never normalised)."""
+             coverage=fit.DEFAULT_COVERAGE, white_point=False, log=print):
+    """The write_bundle hook: staged Bundle -> ({ood.npz: bytes}, {ood, conformal}, for a CNN
+    {quality}, and with `white_point` {preprocessing}). The white point is asked for, not
+    given: a model that learnt from unnormalised images (the float32 bundle must equal its
+    Keras model) sees them otherwise than it learnt."""
     train = subset(rows, "train")
     y = np.array([r["label_id"] for r in train])
 
     def hook(bundle):
         sections = {}
-        if white_point if white_point is not None else bundle.kind == "cnn":
+        if white_point:
             log(f"measuring the white point on {len(train)} training images")
             pre = {**bundle.manifest.get("preprocessing", {}),
                    "white_point": white_point_for(root, train)}
             bundle.manifest["preprocessing"] = sections["preprocessing"] = pre
         c = Classifier(bundle)
+        log(f"measuring the stain colour range on {len(train)} training images")
+        sections["colour"] = colour_for(c, root, train)
         if c.n_features is None:
             log("no out-of-domain gate: this model does not expose its features")
             return {}, sections

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import frames, runtime, scale, tiles
-from . import quality
+from . import colour, quality
 from .bundle import BundleError
 from .conformal import prediction_set
 from .images import ImageError, decode_rgb, is_regular_file
@@ -42,6 +42,7 @@ class Classifier:
             self.thresholds = (quality.thresholds_of(bundle.manifest) if thresholds is None
                                else thresholds)
             self.white_point = white_point_of(bundle.manifest)
+            self.colour_range = colour.colour_range_of(bundle.manifest)
         except ValueError as e:
             raise BundleError(f"{bundle.path}: {e}") from None
         model = bundle.model_path
@@ -149,7 +150,14 @@ class Classifier:
             reason, detail = verdict
             return self._done({"status": "rejected", "label": None, "probabilities": None,
                                "reason": f"{reason}: {detail}", "quality": measures}, start)
-        output = self.infer(self.prepare(rgb))
+        x = self.prepare(rgb)
+        # judged as the model will see it: after the white point, if the bundle has one
+        odd = colour.judge(x, self.colour_range) if self.colour_range else None
+        if odd is not None:
+            return self._done({"status": "out_of_domain", "label": None, "probabilities": None,
+                               "ood_score": None, "ood_threshold": self.ood_threshold,
+                               "reason": odd, "quality": measures}, start)
+        output = self.infer(x)
         ood_score = None
         if self.ood is not None:
             ood_score = round(self.ood.score(self.features(output)), 3)

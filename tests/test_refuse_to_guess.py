@@ -170,7 +170,25 @@ def test_a_real_field_that_looks_unlike_the_training_smears_is_out_of_domain(
                np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2))
     result = default_classifier.classify_rgb(changed)
     assert result["status"] == "out_of_domain" and result["label"] is None
-    assert result["ood_score"] > result["ood_threshold"]
+    if look.startswith("channels"):
+        # the stain colour range says so before the model runs (red minus blue of the cells
+        # +10 swapped; the training fields -97 to -15 as the model sees them)
+        assert result["reason"].startswith("stain colours unlike the training smears")
+    else:  # grey comes out of the white point bluish: the out-of-domain score says so
+        assert result["ood_score"] > result["ood_threshold"]
+
+
+def test_the_colour_statistic_tells_red_and_blue_apart():
+    from alledge.device.colour import cell_red_minus_blue, colour_range_of, judge
+    field = np.full((64, 64, 3), 240, np.uint8)
+    field[16:48, 16:48] = (120, 80, 200)               # a bluish cell on a bright background
+    assert cell_red_minus_blue(field) == -80.0
+    assert cell_red_minus_blue(np.ascontiguousarray(field[..., ::-1])) == 80.0
+    assert judge(field, (-100.0, -10.0)) is None
+    assert "swapped" in judge(np.ascontiguousarray(field[..., ::-1]), (-100.0, -10.0))
+    assert colour_range_of({}) is None
+    with pytest.raises(ValueError, match="colour"):
+        colour_range_of({"colour": {"red_minus_blue": [5, -5]}})
 
 
 def test_every_json_line_has_a_status_and_text_says_what_was_not_judged(tmp_path):
@@ -214,8 +232,11 @@ def test_a_converted_cnn_bundle_exposes_features_and_carries_a_gate(tmp_path, cl
     # its features of the images it trained on are not new: the threshold is set on the rest
     # ...and on 8 ordinary captures of each of those 6 (moderate changes of the suite)
     assert m["ood"]["n_threshold"] == 6 * 9 and "never trained on" in m["ood"]["threshold_from"]
-    # a CNN bundle carries its white point and quality thresholds, fitted on the same part
-    assert m["preprocessing"]["white_point"]["percentile"] == 75
+    # a CNN bundle carries its quality thresholds, fitted on the same part; a white point
+    # only when asked for (the float32 bundle equals its Keras model)
+    assert "white_point" not in m["preprocessing"]
+    lo, hi = m["colour"]["red_minus_blue"]                # every bundle: its stain colours
+    assert lo < hi
     assert set(m["quality"]) >= {"min_sharpness", "max_clipped", "min_contrast", "min_brightness"}
     assert m["quality"]["min_sharpness"] <= 30.0 and m["quality"]["max_clipped"] >= 0.8
     line = json.loads(cli("classify", "--json", "--no-log", "--bundle", tmp_path / "bundle",
