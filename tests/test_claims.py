@@ -413,3 +413,9 @@ def test_the_fine_tuned_default_bench_sentence():
           f"(invoke {n['invoke']:.2f}:")
     claim(f"costs {a['preprocess']:.2f} ms (the preprocess stage), the gates quality "
           f"{a['quality']:.2f} + out-of-domain {a['ood']:.2f} ms")
+
+
+def test_the_default_s_colour_range_is_the_one_shipped():
+    lo, hi = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())[
+        "colour"]["red_minus_blue"]
+    claim(f"widened by 10 levels ([{lo}, {hi}] for the default)")
