@@ -18,7 +18,7 @@ DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
 .PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi default-bundle stress demo demo-data demo-check demo-split demo-train demo-report demo-classify \
-        reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented table3-paper bench clean-demo eval-default measure measure-tflite check-claims
+        reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
 
 help:
 	@echo "make test                 run the tests (creates .venv when missing)"
@@ -229,7 +229,7 @@ default-bundle: $(STAMP)
 	@echo "bundle: $(FT_BUNDLE); the shipped one: device/bundles/default (make eval-default)"
 
 # The Improved CNN's two long runs (Table 3 rows of their own; not part of `reproduce`):
-# each resumes where it was stopped (OUT/backup); `make table3-paper` then shows them.
+# each resumes where it was stopped (OUT/backup); `make table3-cnn` then shows them.
 cnn-500: $(STAMP)
 	$(BIN)/alledge train cnn --data $(DATA) --split results/splits/paper.csv \
 	    --out $(RUNS)/paper/improved-cnn-500 --epochs 500 --no-early-stopping
@@ -238,9 +238,15 @@ cnn-augmented: $(STAMP)
 	$(BIN)/alledge train cnn --data $(DATA) --split results/splits/paper.csv \
 	    --out $(RUNS)/paper/improved-cnn-augmented --epochs 200 --patience 40 --augment
 
-table3-paper: $(STAMP)
-	$(BIN)/alledge train table3 --data $(DATA) --split results/splits/paper.csv --out $(RUNS)/paper
-	$(BIN)/python -m alledge.convert.publish $(RUNS)/paper "" results/paper
+# Their Table 3 rows, beside the main table: results/paper/table3-cnn.* and their model files.
+table3-cnn: $(STAMP)
+	$(BIN)/alledge train table3 --data $(DATA) --split results/splits/paper.csv --out $(RUNS)/paper \
+	    --models improved-cnn-500,improved-cnn-augmented
+	for ext in csv md json; do cp $(RUNS)/paper/table3.$$ext results/paper/table3-cnn.$$ext; done
+	for m in improved-cnn-500 improved-cnn-augmented; do \
+	  if [ -f $(RUNS)/paper/$$m/metrics.json ]; then mkdir -p results/paper/models/$$m; \
+	    cp $(RUNS)/paper/$$m/metrics.json $(RUNS)/paper/$$m/model.json \
+	       $(RUNS)/paper/$$m/history.csv $(RUNS)/paper/$$m/train.log results/paper/models/$$m/; fi; done
 
 # Robustness and refusal of the default bundle: every capture change at two severities, BCCD,
 # Segmented/, synthetic smears (about 8 minutes here).

@@ -115,6 +115,13 @@ def test_the_long_cnn_runs_are_shown_when_finished_and_never_trained_by_table3(
     assert rows["improved-cnn-augmented"]["accuracy"] != ""
     md = (out / "table3.md").read_text()
     assert "Improved CNN (paper recipe, 500 epochs)" in md and "Improved CNN + augmentation" in md
+    # a run under way says how far it got
+    (out / "improved-cnn-500").mkdir()
+    (out / "improved-cnn-500" / "history.csv").write_text("epoch,accuracy\n0,0.5\n1,0.6\n")
+    run_cli("train", "table3", "--data", trained["data"], "--split", trained["split"],
+            "--out", out, "--models", "improved-cnn-500")
+    rows = {row["model"]: row for row in json.loads((out / "table3.json").read_text())["rows"]}
+    assert rows["improved-cnn-500"]["status"].startswith("not finished: 2 epochs so far")
 
 
 def test_training_on_a_missing_split_is_one_line_and_exit_2(tmp_path, synth_data, run_cli):

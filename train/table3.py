@@ -55,7 +55,10 @@ def run_table3(data_dir, rows, split_id, split_file, out, models=ALL_MODELS, wei
             continue
         if model in LONG_RUNS:
             log(f"{model}: not finished in {mdir}; {LONG_RUNS[model]}")
-            table.append(row(model, status=f"not run yet: {LONG_RUNS[model]}"))
+            history = mdir / "history.csv"
+            done = (len(history.read_text().splitlines()) - 1) if history.is_file() else 0
+            status = (f"not finished: {done} epochs so far; " if done else "not run yet: ")
+            table.append(row(model, status=status + LONG_RUNS[model]))
             continue
         weights = "imagenet"
         if model in KERAS_EFFICIENTNETS:
