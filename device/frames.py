@@ -170,7 +170,7 @@ def _aggregated(classifier, results, positions, shares, picked, measures, info, 
     return classifier._done(result, start)
 
 
-# The estimator reads a field's cells within about 10% (median; 25% at the 90th percentile),
+# The estimator reads a field's cells within about 10% (median; 21% at the 90th percentile),
 # and the model wants its fields' own scale more closely than that (results/captures/). So
 # the first chosen tile is classified at zooms of the estimated scale, in this order, and the
 # one the out-of-domain score finds most like the training fields is kept; the search stops

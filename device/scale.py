@@ -6,11 +6,12 @@ Estimator (classical, no model), three steps, each read at the scale the one bef
    central CROP_SIDE square of a copy at most WORK_SIDE px: the lag where it (averaged along x
    and y) first falls to ACF_LEVEL, times DIAMETER_PER_LAG (1.78). A rough first reading:
    fields dense with cells read small, fields with white cells or uneven light read large.
-2. field_diameter: the same autocorrelation on the whole frame, shrunk so that the first
-   reading is at most FIELD_DIAMETER px, after subtracting its structure larger than
+2. field_diameter: the same autocorrelation on the frame (its central FIELD_SIDE square),
+   shrunk so that the first reading is at most FIELD_DIAMETER px, after subtracting its structure larger than
    HIGH_PASS x the first reading (a Gaussian low-pass: illumination, clusters, most of the
    white cells' weight). All the frame's cells, and less weight on large structure.
-3. circle_diameter: the frame resampled so that the second reading is NORM_DIAMETER px, where
+3. circle_diameter: the frame (its central square that is CIRCLE_SIDE px once resampled)
+   resampled so that the second reading is NORM_DIAMETER px, where
    HoughCircles with the parameters of the training images' Hough cross-check (radii 5-16 px,
    Canny 60, 15 votes, centres 10 px apart, median blur 3) finds the cells' outlines; the
    median circle diameter, back at the frame's scale, times DIAMETER_PER_CIRCLE (1.034: the
@@ -19,11 +20,12 @@ Estimator (classical, no model), three steps, each read at the scale the one bef
 A frame with no cell-sized structure raises ScaleError in step 1. Each step works on a copy
 resampled relative to the previous reading, so the estimate follows the frame's scale.
 
-Measured (the logic of convert/captures.py scale_on_dataset / scale_on_bccd, all images):
-on the 3256 dataset fields 9.4% off the training median (median absolute; signed +0.1%; p90
-20.4%; ratios 0.71-3.14, 5-95% 0.84-1.26); on BCCD's photos (another lab, cells ~100 px in
-640x480) 9.2% off the median of their red-cell boxes (median absolute; signed -7.4%; p90 19.2%;
-6 of 345 raise ScaleError, as before). Step 1 alone (the previous estimator): 10.1% and 15.5%
+Measured (results/captures/scale.json, `python -m alledge.convert.captures`): on the 3256
+dataset fields 9.6% off the training median (median absolute; signed +0.2%; p90 20.7%;
+ratios 0.71-3.14, 5-95% 0.83-1.26); on BCCD's photos (another lab, cells ~100 px in 640x480)
+9.2% off the median of their red-cell boxes (median absolute; signed -7.4%; p90 19.1%; 6 of
+345 raise ScaleError, as before). Without the central squares of steps 2 and 3 (whole
+frame): 9.4% and 9.2%, but 33 ms for a 12 MP capture's estimate, against 3.9 ms with them. Step 1 alone (the previous estimator): 10.1% and 15.5%
 (p90 25.3% and 37.8%). The BCCD figure is at the edge of 10%: neighbouring settings give
 8.9-10.4% (HIGH_PASS 1.5-3, FIELD_DIAMETER 18-32, resizing RGB rather than grey before the
 circles: 10.1%) and NORM_DIAMETER 17 gives 12.4%; HIGH_PASS and the reading of step 2 were
@@ -45,9 +47,9 @@ variation): 14-16% / 12-17%; circles after step 1 only: 9.0% / 11.1%; geometric 
 medians of these readings: no better than 9% / 9.6%.
 
 Cost (2-core x86 under load, 224 x 224 / 640 x 480): step 1 about 1.1 / 3.2 ms, step 2 1.3 /
-0.9 ms, step 3 2.0 / 1.0 ms: about 4.5-6 ms a frame, 3-4 times step 1 alone. A larger frame
-is shrunk in steps 1 and 2 and resampled to cells of NORM_DIAMETER px in step 3, so its cost
-grows mainly with the resizes.
+0.9 ms, step 3 2.0 / 1.0 ms: about 4.5-6 ms a frame, 3-4 times step 1 alone; a frame of one
+field takes step 1 only (estimate_diameter(refine=False), alledge.device.frames). A larger
+frame is read on its central squares, so its cost hardly grows with its size.
 """
 import cv2
 import numpy as np
