@@ -16,15 +16,15 @@ hue +10 (OpenCV units, the suite's strong hue change) up to -11, HED stain jitte
 import cv2
 import numpy as np
 
+from .preprocess import level_percentile
+
 BACKGROUND_LEVEL = 0.9
 
 
 def cell_red_minus_blue(rgb):
     """Mean R - B over the field's cell pixels (0.0 for a field with none)."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    counts = cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel()
-    p75 = float(np.searchsorted(np.cumsum(counts), 0.75 * grey.size))
-    mask = (grey < BACKGROUND_LEVEL * p75).astype(np.uint8)
+    mask = (grey < BACKGROUND_LEVEL * level_percentile(grey, 75)).astype(np.uint8)
     if not mask.any():
         return 0.0
     r, _, b, _ = cv2.mean(rgb, mask=mask)

@@ -28,15 +28,17 @@ def resize(rgb, size):
     return cv2.resize(rgb, (size, size), interpolation=INTERPOLATION)
 
 
+def level_percentile(image, percentile, channel=0):
+    """The given percentile of one channel of a uint8 image (HxW or HxWxC), as a level.
+    From a 256-bin histogram: a tenth of np.percentile's time on a 224 px image."""
+    counts = cv2.calcHist([image], [channel], None, [256], [0, 256]).ravel()
+    n = image.shape[0] * image.shape[1]
+    return float(np.searchsorted(np.cumsum(counts), percentile / 100.0 * n))
+
+
 def channel_percentiles(rgb, percentile):
-    """The given percentile of each channel of an HxWx3 uint8 image, as 3 floats.
-    From 256-bin histograms: a tenth of np.percentile's time on a 224 px image."""
-    n = rgb.shape[0] * rgb.shape[1]
-    out = []
-    for c in range(3):
-        counts = cv2.calcHist([rgb], [c], None, [256], [0, 256]).ravel()
-        out.append(float(np.searchsorted(np.cumsum(counts), percentile / 100.0 * n)))
-    return out
+    """The given percentile of each channel of an HxWx3 uint8 image, as 3 floats."""
+    return [level_percentile(rgb, percentile, c) for c in range(3)]
 
 
 def white_point_of(manifest):

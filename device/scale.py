@@ -7,12 +7,12 @@ Estimator (classical, no model), three steps, each read at the scale the one bef
    and y) first falls to ACF_LEVEL, times DIAMETER_PER_LAG (1.78). A rough first reading:
    fields dense with cells read small, fields with white cells or uneven light read large.
 2. field_diameter: the same autocorrelation on the frame (its central FIELD_SIDE square),
-   shrunk so that the first reading is at most FIELD_DIAMETER px, after subtracting its structure larger than
-   HIGH_PASS x the first reading (a Gaussian low-pass: illumination, clusters, most of the
-   white cells' weight). All the frame's cells, and less weight on large structure.
+   shrunk so that the first reading is at most FIELD_DIAMETER px, after subtracting its
+   structure larger than HIGH_PASS x the first reading (a Gaussian low-pass: illumination,
+   clusters, most of the white cells' weight). Many more cells, less weight on large
+   structure.
 3. circle_diameter: the frame (its central square that is CIRCLE_SIDE px once resampled)
-   resampled so that the second reading is NORM_DIAMETER px, where
-   HoughCircles with the parameters of the training images' Hough cross-check (radii 5-16 px,
+   resampled so that the second reading is NORM_DIAMETER px, where HoughCircles with the parameters of the training images' Hough cross-check (radii 5-16 px,
    Canny 60, 15 votes, centres 10 px apart, median blur 3) finds the cells' outlines; the
    median circle diameter, back at the frame's scale, times DIAMETER_PER_CIRCLE (1.034: the
    training images' median matches the bundle's scale, 19.28 px; the Hough cross-check at the
@@ -25,8 +25,8 @@ dataset fields 9.6% off the training median (median absolute; signed +0.2%; p90 
 ratios 0.71-3.14, 5-95% 0.83-1.26); on BCCD's photos (another lab, cells ~100 px in 640x480)
 9.2% off the median of their red-cell boxes (median absolute; signed -7.4%; p90 19.1%; 6 of
 345 raise ScaleError, as before). Without the central squares of steps 2 and 3 (whole
-frame): 9.4% and 9.2%, but 33 ms for a 12 MP capture's estimate, against 3.9 ms with them. Step 1 alone (the previous estimator): 10.1% and 15.5%
-(p90 25.3% and 37.8%). The BCCD figure is at the edge of 10%: neighbouring settings give
+frame): 9.4% and 9.2%, but 33 ms for a 12 MP capture's estimate, against 3.9 ms with them.
+Step 1 alone (the previous estimator): 10.1% and 15.5% (p90 25.3% and 37.8%). The BCCD figure is at the edge of 10%: neighbouring settings give
 8.9-10.4% (HIGH_PASS 1.5-3, FIELD_DIAMETER 18-32, resizing RGB rather than grey before the
 circles: 10.1%) and NORM_DIAMETER 17 gives 12.4%; HIGH_PASS and the reading of step 2 were
 chosen among a few with BCCD's figure in view (the constants that turn lags and circles into
