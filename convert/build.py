@@ -216,13 +216,13 @@ def training_scale(root, rows, log=print):
 def scale_bundle(bundle_dir, data_dir, split_csv, log=print):
     """Add (or renew) the `scale` section of an existing bundle, rewriting it in place with
     every file and every other section kept (model, SVM, gate, metrics): one manifest write."""
+    from .gate import GATE_SECTIONS
     old, rows, root = _bundle_and_its_split(bundle_dir, data_dir, split_csv)
     section = training_scale(root, rows, log=log)
     m = old.manifest
     kept_files = {name: (old.path / name).read_bytes() for name in m["files"]
                   if name not in (m.get("model_file"), m.get("edgetpu_model_file"),
                                   m.get("svm_file"))}
-    kept = {k: m[k] for k in ("ood", "conformal", "quality", "preprocessing", "colour")
-            if k in m}
+    kept = {k: m[k] for k in GATE_SECTIONS if k in m}
     return _rewrite(old, lambda b: (kept_files, {**kept, "scale": section}),
                     evaluate=lambda b: m.get("metrics"))

@@ -58,6 +58,8 @@ def bundle_features(classifier, root, rows):
     return np.stack(feats), np.stack(probs)
 
 
+# The manifest sections gate_for may write: a rewrite that is not the gate's keeps them.
+GATE_SECTIONS = ("ood", "conformal", "quality", "preprocessing", "colour")
 WHITE_PERCENTILE = 75
 CAPTURES_PER_IMAGE = 8  # ordinary captures of each validation image for the gate's threshold
 # Each threshold is fitted on the clean validation images and a series that moves its measure

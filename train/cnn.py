@@ -59,7 +59,7 @@ def _epoch_printer(n_train):
     return EpochTimer()
 
 
-def _read_history(path):
+def read_history(path):
     """Columns of a Keras CSVLogger file as float lists (empty when there is none yet)."""
     cols = {"val_accuracy": []}
     if Path(path).is_file():
@@ -74,8 +74,7 @@ def augmented_batches(x, y, batch_size, seed):
     each epoch (alledge.train.capture_changes.augment; half the images left clean, as in
     the fine-tuning), in a new order. Runs in the training process: no worker copies."""
     import keras
-    from .finetune import CLEAN_SHARE
-    from .capture_changes import augment
+    from .finetune import augmented_epoch
 
     class AugmentedCaptures(keras.utils.PyDataset):
         def __init__(self):
@@ -88,10 +87,7 @@ def augmented_batches(x, y, batch_size, seed):
 
         def __getitem__(self, i):
             idx = self.order[i * batch_size:(i + 1) * batch_size]
-            xb = x[idx].copy()
-            for j in np.nonzero(self.rng.random(len(idx)) >= CLEAN_SHARE)[0]:
-                xb[j] = augment(xb[j], self.rng)
-            return xb, y[idx]
+            return augmented_epoch(x[idx], self.rng), y[idx]
 
         def on_epoch_end(self):
             self.order = self.rng.permutation(len(x))
@@ -132,7 +128,7 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     # the CSV log is appended to, and the best-so-far checkpoint is only beaten, not reset.
     history_csv = Path(out_dir) / "history.csv"
     resuming = Path(out_dir, "backup").is_dir()
-    earlier = _read_history(history_csv) if resuming else {"val_accuracy": []}
+    earlier = read_history(history_csv) if resuming else {"val_accuracy": []}
     best_so_far = max(earlier["val_accuracy"], default=None)
     callbacks = [
         keras.callbacks.BackupAndRestore(f"{out_dir}/backup"),
@@ -150,7 +146,7 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
                                                        patience=patience))
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0)
     model.load_weights(ckpt)  # the best epoch, also when early stopping never fired
-    h = _read_history(history_csv)
+    h = read_history(history_csv)
     best = int(np.argmax(h["val_accuracy"]))
     return model, {"epochs_run": len(h["val_accuracy"]), "early_stopping": patience is not None, "best_epoch": best + 1,
                    "best_val_accuracy": float(h["val_accuracy"][best]), "augmented": bool(augment),

@@ -11,6 +11,7 @@ from pathlib import Path
 from alledge.device.fileio import atomic_write_json, atomic_write_text
 
 from .backbones import KERAS_EFFICIENTNETS, LITE, default_size
+from .cnn import read_history
 
 # Table 3 of Adiwijaya et al. 2025: accuracy (%) and parameters as printed.
 PAPER = {
@@ -55,8 +56,7 @@ def run_table3(data_dir, rows, split_id, split_file, out, models=ALL_MODELS, wei
             continue
         if model in LONG_RUNS:
             log(f"{model}: not finished in {mdir}; {LONG_RUNS[model]}")
-            history = mdir / "history.csv"
-            done = (len(history.read_text().splitlines()) - 1) if history.is_file() else 0
+            done = max(map(len, read_history(mdir / "history.csv").values()))  # epochs logged
             status = (f"not finished: {done} epochs so far; " if done else "not run yet: ")
             table.append(row(model, status=status + LONG_RUNS[model]))
             continue
