@@ -35,13 +35,17 @@ _BUNDLES = " (default: the bundle's own, fitted by `alledge gate`, else %g)"
               help="Save each accepted frame (PNG) with its result (JSON) here.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame.")
 @click.option("--min-brightness", type=float, default=None,
-              help="Reject frames darker than this mean grey level (0-255)" + _BUNDLES % _T.min_brightness)
+              help="Reject frames darker than this mean grey level (0-255)"
+                   + _BUNDLES % _T.min_brightness)
 @click.option("--max-clipped", type=float, default=None,
-              help="Reject frames with more than this fraction of pixels at 250 or above" + _BUNDLES % _T.max_clipped)
+              help="Reject frames with more than this fraction of pixels at 250 or above"
+                   + _BUNDLES % _T.max_clipped)
 @click.option("--min-contrast", type=float, default=None,
-              help="Reject frames whose grey-level standard deviation is lower (blank)" + _BUNDLES % _T.min_contrast)
+              help="Reject frames whose grey-level standard deviation is lower (blank)"
+                   + _BUNDLES % _T.min_contrast)
 @click.option("--min-sharpness", type=float, default=None,
-              help="Reject frames whose variance of the Laplacian is lower (out of focus)" + _BUNDLES % _T.min_sharpness)
+              help="Reject frames whose variance of the Laplacian is lower (out of focus)"
+                   + _BUNDLES % _T.min_sharpness)
 @bundle_option
 @threads_option
 @delegate_option
