@@ -71,11 +71,17 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
         raise ConvertError(f"{keras_path}: cannot be loaded as a Keras model "
                            f"({first_line(e)})") from None
     size = int(model.input_shape[1])
+    learnt = info.get("white_point")  # the model learnt on inputs scaled to it: it is its own
+    if learnt:
+        white_point = {**learnt, "learnt": True}
     calib = None
     if quant == "int8":
         picked = representative_rows(rows, calibration)
         log(f"calibrating on {len(picked)} training images")
         calib, _ = load_arrays(root, picked, size, progress=False)
+        if learnt:
+            from alledge.train.finetune import with_white_point
+            calib = with_white_point(calib, white_point)
     tflite = convert_model(model, quant, calib, output_uint8=(info["kind"] == "cnn"),
                            features=(info["kind"] == "cnn"))
     edgetpu_bytes = _edgetpu(tflite, log) if edgetpu else None
@@ -84,6 +90,7 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
         "source_model": {"id": model_id, "backbone": info.get("backbone"),
                          "weights": info.get("weights_id"), "dir": str(model_dir)},
         "split_id": info.get("split_id"), "metrics": None,
+        **({"white_point": white_point} if learnt else {}),
     }
     scorer = (lambda bundle: evaluate_on_test(bundle, root, rows)) if evaluate else None
     hook = None
@@ -115,6 +122,9 @@ def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverag
             params = svm_params_of(model_dir)
         except (OSError, ValueError) as e:
             raise ConvertError(first_line(e)) from None
+    learnt = white_point_of_bundle(old)
+    if learnt and learnt.get("learnt"):  # the model's own, whatever was asked
+        white_point = learnt
     fit = gate_for(root, rows, params, flag_rate, coverage, white_point, log=log)
     kept = {k: old.manifest[k] for k in ("scale",) if k in old.manifest}  # not the gate's
 
@@ -122,6 +132,10 @@ def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverag
         files, sections = fit(bundle)
         return files, {**kept, **sections}
     return _rewrite(old, hook, evaluate=lambda b: evaluate_on_test(b, root, rows))
+
+
+def white_point_of_bundle(bundle):
+    return (bundle.manifest.get("preprocessing") or {}).get("white_point")
 
 
 def _bundle_and_its_split(bundle_dir, data_dir, split_csv):

@@ -73,7 +73,8 @@ def build_manifest(tflite_bytes, fields, has_svm, has_edgetpu):
         "output": {"kind": output_kind, "dtype": output["dtype"],
                    "quantization": output["quantization"]},
         **({"features_output": io["features"]} if "features" in io else {}),
-        "preprocessing": dict(PREPROCESSING),
+        "preprocessing": {**PREPROCESSING, **({"white_point": fields["white_point"]}
+                                              if fields.get("white_point") else {})},
         "quantization": fields["quantization"],
         "model_file": MODEL_FILE,
         "edgetpu_model_file": EDGETPU_FILE if has_edgetpu else None,

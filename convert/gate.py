@@ -39,7 +39,7 @@ from alledge.device.images import read_rgb
 from alledge.device import quality
 from alledge.device.colour import cell_red_minus_blue
 from alledge.device.ood import save_ood
-from alledge.device.preprocess import channel_percentiles
+from alledge.device.preprocess import WHITE_PERCENTILE, white_point_from
 from alledge.train import capture_changes as cc
 from alledge.train import gate as fit
 from alledge.train.split import subset
@@ -60,7 +60,6 @@ def bundle_features(classifier, root, rows):
 
 # The manifest sections gate_for may write: a rewrite that is not the gate's keeps them.
 GATE_SECTIONS = ("ood", "conformal", "quality", "preprocessing", "colour")
-WHITE_PERCENTILE = 75
 CAPTURES_PER_IMAGE = 8  # ordinary captures of each validation image for the gate's threshold
 # Each threshold is fitted on the clean validation images and a series that moves its measure
 # (and little else): (measure, threshold name, low is bad, the loosest value ever accepted,
@@ -81,9 +80,8 @@ QUALITY_SERIES = (
 def white_point_for(root, rows, percentile=WHITE_PERCENTILE):
     """The training images' median level of each channel's `percentile`: the bundle's
     preprocessing.white_point."""
-    levels = [channel_percentiles(read_rgb(Path(root) / r["path"]), percentile) for r in rows]
-    return {"percentile": percentile,
-            "target": [round(float(v), 1) for v in np.median(levels, axis=0)],
+    images = (read_rgb(Path(root) / r["path"]) for r in rows)
+    return {**white_point_from(images, percentile),
             "measured_on": f"{len(rows)} training images, median of each channel's "
                            f"{percentile}th percentile"}
 
@@ -153,16 +151,19 @@ def gate_for(root, rows, svm_params, flag_rate=fit.DEFAULT_FLAG_RATE,
     """The write_bundle hook: staged Bundle -> ({ood.npz: bytes}, {ood, conformal}, for a CNN
     {quality}, and with `white_point` {preprocessing}). The white point is asked for, not
     given: a model that learnt from unnormalised images (the float32 bundle must equal its
-    Keras model) sees them otherwise than it learnt."""
+    Keras model) sees them otherwise than it learnt. `white_point` True measures it on the
+    training images; a dict (the one a model learnt with) is written as it is."""
     train = subset(rows, "train")
     y = np.array([r["label_id"] for r in train])
 
     def hook(bundle):
         sections = {}
         if white_point:
-            log(f"measuring the white point on {len(train)} training images")
-            pre = {**bundle.manifest.get("preprocessing", {}),
-                   "white_point": white_point_for(root, train)}
+            wp = white_point
+            if not isinstance(wp, dict):
+                log(f"measuring the white point on {len(train)} training images")
+                wp = white_point_for(root, train)
+            pre = {**bundle.manifest.get("preprocessing", {}), "white_point": wp}
             bundle.manifest["preprocessing"] = sections["preprocessing"] = pre
         c = Classifier(bundle)
         log(f"measuring the stain colour range on {len(train)} training images")

@@ -19,6 +19,7 @@ from .images import read_rgb
 
 INTERPOLATION = cv2.INTER_AREA
 INTERPOLATION_NAME = "cv2.INTER_AREA"
+WHITE_PERCENTILE = 75  # a smear's background covers well over a quarter of a field
 
 
 def resize(rgb, size):
@@ -55,6 +56,14 @@ def white_point_of(manifest):
             or any(type(v) not in (int, float) or not 1 <= v <= 255 for v in t)):
         raise ValueError("manifest 'preprocessing.white_point.target' must be 3 levels 1-255")
     return {"percentile": float(p), "target": [float(v) for v in t]}
+
+
+def white_point_from(images, percentile=WHITE_PERCENTILE):
+    """The white point {percentile, target} of a set of images: the median, over them, of each
+    channel's `percentile` level (a bundle's target is its training images')."""
+    levels = [channel_percentiles(rgb, percentile) for rgb in images]
+    return {"percentile": percentile,
+            "target": [round(float(v), 1) for v in np.median(levels, axis=0)]}
 
 
 def apply_white_point(rgb, white_point):

@@ -44,3 +44,38 @@ def test_finetune_gives_a_cnn_model_that_converts_to_a_gated_bundle(tmp_path, cl
         "--data", data, "--split", split)
     m = load_bundle(tmp_path / "bundle").manifest
     assert m["kind"] == "cnn" and m["features_output"]["size"] == 1280 and "ood" in m
+
+
+def test_with_a_white_point_every_image_of_an_epoch_is_scaled_to_it():
+    from alledge.device.preprocess import channel_percentiles
+    from alledge.train.finetune import augmented_epoch, with_white_point
+    x = np.random.default_rng(0).integers(60, 200, (12, 32, 32, 3), dtype=np.uint8)
+    wp = {"percentile": 75, "target": [243.0, 253.0, 251.0]}
+    out = augmented_epoch(x, np.random.default_rng(1), white_point=wp)
+    # clean or augmented, each lands on the target within a level or two of rounding
+    for im in out:
+        assert np.allclose(channel_percentiles(im, 75), wp["target"], atol=3)
+    # the same draws as without it, then scaled: the augmentation comes first
+    plain = augmented_epoch(x, np.random.default_rng(1))
+    assert np.array_equal(out, with_white_point(plain, wp))
+
+
+@pytest.mark.slow
+def test_a_model_that_learnt_a_white_point_brings_it_to_its_bundle(tmp_path, cli_ok):
+    cli = cli_ok
+    data, split = tmp_path / "data", tmp_path / "split.csv"
+    cli("data", "synth", data, "--per-class", 16, "--seed", 0)
+    cli("data", "split", data, "--out", split)
+    cli("train", "finetune", "--data", data, "--split", split, "--out", tmp_path / "ft",
+        "--epochs", 1, "--white-point")
+    wp = json.loads((tmp_path / "ft" / "model.json").read_text())["white_point"]
+    assert wp["percentile"] == 75 and len(wp["target"]) == 3
+    # no --white-point asked: the model's own is the bundle's, not a fresh measurement
+    cli("convert", tmp_path / "ft", "--out", tmp_path / "bundle", "--quant", "int8",
+        "--data", data, "--split", split, "--calibration", 20)
+    got = load_bundle(tmp_path / "bundle").manifest["preprocessing"]["white_point"]
+    assert got["target"] == wp["target"] and got["learnt"] is True
+    # refitting the gate keeps it: the model cannot read inputs without it
+    cli("gate", tmp_path / "bundle", "--data", data, "--split", split)
+    again = load_bundle(tmp_path / "bundle").manifest["preprocessing"]["white_point"]
+    assert again["target"] == wp["target"] and again["learnt"] is True

@@ -85,14 +85,18 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
 @click.option("--train-blocks", default=5, show_default=True, type=click.IntRange(0, 16),
               help="MBConv blocks trained, counted from the last (BatchNorm stays frozen).")
 @click.option("--seed", default=0, show_default=True, type=int)
-def finetune(data_dir, split_csv, out, epochs, train_blocks, seed):
+@click.option("--white-point", is_flag=True,
+              help="Scale every input to the training images' white point, in training as "
+                   "on the device (the bundle takes it from the model).")
+def finetune(data_dir, split_csv, out, epochs, train_blocks, seed, white_point):
     """EfficientNet-Lite0 fine-tuned end to end on augmented captures (a 'cnn' model)."""
     _quiet_tf()
     require("tensorflow", "train")
     rows, split_id = _load_split(data_dir, split_csv)
     from .fit import fit_finetuned_model
     metrics = _guard(fit_finetuned_model, data_dir, rows, split_id, out, epochs, train_blocks,
-                     seed, split_file=str(split_csv), log=lambda m: click.echo(m, err=True))
+                     seed, split_file=str(split_csv), white_point=white_point,
+                     log=lambda m: click.echo(m, err=True))
     _summary("efficientnet-lite0-finetuned", metrics, out)
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from alledge.device.preprocess import apply_white_point
+
 from .capture_changes import augment
 
 DEFAULT_EPOCHS = 6
@@ -45,17 +47,26 @@ def build_finetune_model(backbone, n_classes=4, train_blocks=DEFAULT_TRAIN_BLOCK
     return keras.Model(backbone.input, out, name="efficientnet_lite0_finetuned")
 
 
-def augmented_epoch(x, rng, clean_share=CLEAN_SHARE):
-    """A new random capture of every image; `clean_share` of them left as they are."""
+def augmented_epoch(x, rng, clean_share=CLEAN_SHARE, white_point=None):
+    """A new random capture of every image; `clean_share` of them left as they are. With a
+    white point, every image (clean or not) is then scaled to it, as the device will."""
     out = x.copy()
     for i in np.nonzero(rng.random(len(x)) >= clean_share)[0]:
         out[i] = augment(x[i], rng)
-    return out
+    return with_white_point(out, white_point)
+
+
+def with_white_point(x, white_point):
+    """The images scaled to the white point (alledge.device.preprocess), or as they are."""
+    if white_point is None:
+        return x
+    return np.stack([apply_white_point(im, white_point) for im in x])
 
 
 def finetune(x, y, out_dir, backbone, epochs=DEFAULT_EPOCHS, train_blocks=DEFAULT_TRAIN_BLOCKS,
-             batch_size=32, learning_rate=3e-4, seed=0, log=print):
-    """Returns (model with the best validation epoch's weights, info dict)."""
+             batch_size=32, learning_rate=3e-4, seed=0, white_point=None, log=print):
+    """Returns (model with the best validation epoch's weights, info dict). With a
+    `white_point`, the network learns from (and is validated on) inputs scaled to it."""
     import keras
     from .cnn import validation_split
     tr, va = validation_split(y, 0.1, seed=42)
@@ -65,11 +76,12 @@ def finetune(x, y, out_dir, backbone, epochs=DEFAULT_EPOCHS, train_blocks=DEFAUL
     rng = np.random.default_rng(seed)
     best, best_epoch, history = -1.0, 0, []
     ckpt = Path(out_dir) / "best.weights.h5"
+    x_va = with_white_point(x[va], white_point)
     for epoch in range(1, epochs + 1):
         t0 = time.time()
-        xa = augmented_epoch(x[tr], rng)
+        xa = augmented_epoch(x[tr], rng, white_point=white_point)
         h = model.fit(xa, y[tr], batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
-        _, val_acc = model.evaluate(x[va], y[va], batch_size=64, verbose=0)
+        _, val_acc = model.evaluate(x_va, y[va], batch_size=64, verbose=0)
         dt = time.time() - t0
         history.append({"epoch": epoch, "loss": float(h.history["loss"][0]),
                         "accuracy": float(h.history["accuracy"][0]),

@@ -6,6 +6,7 @@ import numpy as np
 
 from alledge.device import CLASSES
 from alledge.device.fileio import atomic_write_json
+from alledge.device.preprocess import WHITE_PERCENTILE, white_point_from
 
 from .evaluate import evaluate
 from .modeldir import KERAS_FILE, SVM_FILE, write_model_info
@@ -37,10 +38,13 @@ def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32
 
 
 def fit_finetuned_model(data_dir, rows, split_id, out, epochs, train_blocks, seed=0,
-                        split_file="", log=print):
-    """EfficientNet-Lite0 fine-tuned on augmented captures (alledge.train.finetune)."""
+                        split_file="", white_point=False, log=print):
+    """EfficientNet-Lite0 fine-tuned on augmented captures (alledge.train.finetune). With
+    `white_point`, every input is scaled to the training images' white point (the median of
+    each channel's 75th percentile) after its augmentation: the model learns what the device
+    will feed it, and model.json carries the white point for `alledge convert`."""
     from .backbones import build_backbone, weights_id
-    from .finetune import finetune
+    from .finetune import finetune, with_white_point
     from .loader import load_arrays
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -48,17 +52,26 @@ def fit_finetuned_model(data_dir, rows, split_id, out, epochs, train_blocks, see
     backbone = build_backbone("efficientnet-lite0", "imagenet", size)
     x_tr, y_tr = load_arrays(data_dir, subset(rows, "train"), size)
     x_te, y_te = load_arrays(data_dir, subset(rows, "test"), size)
+    wp = None
+    if white_point:
+        wp = {**white_point_from(x_tr, WHITE_PERCENTILE),
+              "measured_on": f"{len(x_tr)} training images, median of each channel's "
+                             f"{WHITE_PERCENTILE}th percentile; the model learnt on inputs "
+                             "scaled to it"}
+        log(f"white point {wp['target']} (every input scaled to it)")
     t0 = time.time()
-    model, info = finetune(x_tr, y_tr, out, backbone, epochs, train_blocks, seed=seed, log=log)
+    model, info = finetune(x_tr, y_tr, out, backbone, epochs, train_blocks, seed=seed,
+                           white_point=wp, log=log)
     model.save(out / KERAS_FILE)
-    proba = model.predict(x_te, batch_size=64, verbose=0)
+    proba = model.predict(with_white_point(x_te, wp), batch_size=64, verbose=0)
     metrics = evaluate(y_te, proba.argmax(1))
     _write_metrics(out, metrics, split_id)
     write_model_info(out, kind="cnn", name="efficientnet-lite0-finetuned",
                      backbone="efficientnet-lite0", weights="imagenet, fine-tuned",
                      weights_id=weights_id("imagenet", "efficientnet-lite0"), input_size=size,
                      params=int(model.count_params()), split_id=split_id, split_file=split_file,
-                     seed=seed, train_seconds=round(time.time() - t0, 1), **info)
+                     seed=seed, train_seconds=round(time.time() - t0, 1),
+                     **({"white_point": wp} if wp else {}), **info)
     return metrics
 
 
