@@ -128,23 +128,27 @@ def report(data_dir, split_csv, models, out, quants, latency_images, view_images
 
 @click.command()
 @click.option("--bundle", "bundle_dirs", multiple=True, type=click.Path(file_okay=False),
-              help="Bundle(s) to measure (default: the shipped default bundle).")
+              help="Bundle(s) to measure (default, without --baseline: the shipped default bundle).")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--split", "split_csv", required=True, type=click.Path(dir_okay=False))
 @click.option("--bccd", "bccd_dir", type=click.Path(file_okay=False),
               help="Another lab's smears (e.g. ../shared/data/bccd/JPEGImages): not leukemia data.")
 @click.option("--severity", "severities", multiple=True, default=("moderate", "strong"),
               show_default=True, type=click.Choice(["mild", "moderate", "strong"]))
+@click.option("--baseline", "baseline_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="A colour baseline model directory ('alledge train baseline') to put "
+                   "through the same changes, on the desktop (it has no bundle).")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
-def stress(bundle_dirs, data_dir, split_csv, bccd_dir, severities, out):
+def stress(bundle_dirs, data_dir, split_csv, bccd_dir, severities, baseline_dirs, out):
     """Robustness and refusal: every capture change, other labs' smears, risk-coverage."""
     require("sklearn", "train")
     from alledge.device.bundle import DEFAULT_BUNDLE, BundleError
     from alledge.device.images import ImageError
     from .stress import run_stress
     try:
-        run_stress(bundle_dirs or [DEFAULT_BUNDLE], data_dir, split_csv, out, bccd_dir,
-                   severities, log=lambda m: click.echo(m, err=True))
+        bundles = bundle_dirs or ([] if baseline_dirs else [DEFAULT_BUNDLE])
+        run_stress(bundles, data_dir, split_csv, out, bccd_dir, severities,
+                   baseline_dirs=baseline_dirs, log=lambda m: click.echo(m, err=True))
     except (BundleError, ImageError, OSError, ValueError) as e:
         fail(str(e), exitcodes.USAGE)
     click.echo(f"wrote {out}/stress.json, stress.md and plots")

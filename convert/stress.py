@@ -12,6 +12,11 @@ test images. Input sets: the split's test images, clean and under every capture 
 alledge.train.capture_changes at the chosen severities; and, labels unknown, another lab's
 smears (BCCD), the dataset's own Segmented/ images (black background), a synthetic smear set.
 Plus a risk-coverage curve on the clean test images (answering only the most confident).
+
+The colour baseline (an SVM on colour histograms, `alledge train baseline`) has no bundle:
+with `baselines`, its model directories go through the same changed images, encoded the same
+way, on the desktop (decode, histogram, its svm.npz); it has no gates, so it answers every
+image. It says how far a model that reads nothing but colour falls under the same changes.
 """
 import glob
 from pathlib import Path
@@ -21,7 +26,7 @@ import numpy as np
 
 from alledge.device.bundle import load_bundle
 from alledge.device.classify import Classifier
-from alledge.device.images import read_rgb
+from alledge.device.images import decode_rgb, read_rgb
 from alledge.train import capture_changes
 from alledge.train.split import subset
 
@@ -78,8 +83,35 @@ def risk_coverage(results, truth):
     return curve
 
 
+def _baseline_run(svm, images):
+    from alledge.train.colour import colour_features
+    x = colour_features([decode_rgb(_jpeg(im)) for im in images])
+    labels = [svm.classes[i] for i in svm.predict(x)]
+    return [{"status": "ok", "label": lab, "prediction_set": [lab]} for lab in labels]
+
+
+def baseline_entry(model_dir, clean, truth, severities, log=print):
+    """The colour baseline under the suite: {model, dir, clean, changes} (no gates)."""
+    from alledge.device.svm import load_svm
+    from alledge.train.modeldir import SVM_FILE, read_model_info
+    info = read_model_info(model_dir)
+    if info.get("kind") != "baseline":
+        raise ValueError(f"{model_dir}: not a colour baseline model (kind {info.get('kind')!r})")
+    svm = load_svm(Path(model_dir) / SVM_FILE)
+    entry = {"model": info["name"], "dir": str(model_dir),
+             "clean": figures(_baseline_run(svm, clean), truth), "changes": {}}
+    for name, sev in capture_changes.suite(severities):
+        changed = [capture_changes.apply(im, name, sev, seed=i) for i, im in enumerate(clean)]
+        f = figures(_baseline_run(svm, changed), truth)
+        f["drop"] = round(entry["clean"]["correct_of_all"] - f["correct_of_all"], 4)
+        entry["changes"][f"{name}/{sev}"] = f
+    log(f"{info['name']}: clean {entry['clean']['correct_of_all']:.4f}, worst "
+        f"{min(f['correct_of_all'] for f in entry['changes'].values()):.4f}")
+    return entry
+
+
 def run_stress(bundle_dirs, data_dir, split_csv, out_dir, bccd_dir=None, severities=("moderate", "strong"),
-               synth_per_class=50, log=print):
+               synth_per_class=50, baseline_dirs=(), log=print):
     from alledge.device.provenance import provenance
     from alledge.device.fileio import atomic_write_json
     from alledge.train.dataset import resolve_root
@@ -89,10 +121,13 @@ def run_stress(bundle_dirs, data_dir, split_csv, out_dir, bccd_dir=None, severit
     test = subset(rows, "test")
     truth = [r["label"] for r in test]
     clean = [read_rgb(root / r["path"]) for r in test]
-    others = _other_sets(Path(root), bccd_dir, synth_per_class, log)
+    others = _other_sets(Path(root), bccd_dir, synth_per_class, log) if bundle_dirs else {}
     report = {"split_file": str(split_csv), "split_id": split_id, "severities": list(severities),
               "encoding": "JPEG quality 95, then Classifier.classify_bytes", "bundles": {},
-              "provenance": provenance()}
+              "baselines": {}, "provenance": provenance()}
+    for mdir in baseline_dirs:
+        entry = baseline_entry(mdir, clean, truth, severities, log)
+        report["baselines"][entry["model"]] = entry
     for bdir in bundle_dirs:
         bundle = load_bundle(bdir)
         if bundle.manifest.get("split_id") != split_id:
@@ -166,6 +201,17 @@ def to_markdown(report):
                          f"{100 * f['out_of_domain']:.1f} | {100 * f['rejected']:.1f} | "
                          f"{100 * f['benign_or_unanswered']:.1f} |")
         lines.append("")
+    for name, e in report.get("baselines", {}).items():
+        lines += [f"### {name} (desktop, no gates: every image answered)", "",
+                  f"Clean test: {100 * e['clean']['correct_of_all']:.2f}% "
+                  f"[{100 * e['clean']['correct_of_all_ci95'][0]:.2f}, "
+                  f"{100 * e['clean']['correct_of_all_ci95'][1]:.2f}]", "",
+                  "| change | correct of all % | 95% CI | drop (points) |", "|---|---|---|---|"]
+        for k, f in e["changes"].items():
+            lines.append(f"| {k} | {100 * f['correct_of_all']:.2f} | "
+                         f"{100 * f['correct_of_all_ci95'][0]:.1f}-{100 * f['correct_of_all_ci95'][1]:.1f} | "
+                         f"{100 * f['drop']:.2f} |")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -196,3 +242,25 @@ def _plots(report, out):
         fig.tight_layout()
         fig.savefig(out / f"risk-coverage-{safe}.png", dpi=120)
         plt.close(fig)
+    _matrix_plot(report, out, plt)
+
+
+def _matrix_plot(report, out, plt):
+    """Every model (bundles, then baselines) x every change: points lost against clean."""
+    rows = [(bid.split("@")[0], e) for bid, e in report["bundles"].items()]
+    rows += [(f"{name} (no gates)", e) for name, e in report.get("baselines", {}).items()]
+    if not rows:
+        return
+    names = list(rows[0][1]["changes"])
+    drops = np.array([[100 * e["changes"][k]["drop"] for k in names] for _, e in rows])
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names)), 1.4 + 0.45 * len(rows)))
+    im = ax.imshow(drops, cmap="Reds", vmin=0, vmax=max(5, float(drops.max())), aspect="auto")
+    ax.set_xticks(range(len(names)), names, rotation=70, fontsize=7)
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=7)
+    for i in range(drops.shape[0]):
+        for j, v in enumerate(drops[i]):
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6)
+    fig.colorbar(im, ax=ax, label="points lost vs clean")
+    fig.tight_layout()
+    fig.savefig(out / "robustness-matrix.png", dpi=120)
+    plt.close(fig)

@@ -26,3 +26,24 @@ def test_risk_coverage_answers_the_most_confident_first():
     results = [ok("A", 0.99), ok("B", 0.6), ok("A", 0.8), {"status": "rejected", "label": None}]
     curve = risk_coverage(results, ["A", "A", "A", "A"])
     assert curve == [(0.25, 0.0), (0.5, 0.0), (0.75, round(1 / 3, 4))]
+
+
+def test_the_colour_baseline_goes_through_the_same_changes(trained, cli_ok, run_cli, tmp_path):
+    import json
+    from alledge.train import capture_changes
+    base = trained["models"] / "colour-baseline"
+    cli_ok("stress", "--baseline", base, "--data", trained["data"], "--split", trained["split"],
+           "--severity", "moderate", "--out", tmp_path / "out")
+    report = json.loads((tmp_path / "out" / "stress.json").read_text())
+    assert report["bundles"] == {}          # a baseline alone: no default bundle added
+    e = report["baselines"]["colour-histogram-svm"]
+    assert list(e["changes"]) == [f"{n}/{s}" for n, s in capture_changes.suite(["moderate"])]
+    for f in e["changes"].values():         # no gates: every image answered
+        assert f["answered"] == 1.0 and f["n"] == e["clean"]["n"]
+        assert f["drop"] == round(e["clean"]["correct_of_all"] - f["correct_of_all"], 4)
+    assert "### colour-histogram-svm (desktop, no gates" in (tmp_path / "out" / "stress.md").read_text()
+    assert (tmp_path / "out" / "robustness-matrix.png").stat().st_size > 1000
+    # a model directory of another kind is refused with one line, not measured as one
+    r = run_cli("stress", "--baseline", trained["models"] / "improved-cnn", "--data",
+                trained["data"], "--split", trained["split"], "--out", tmp_path / "x")
+    assert r.exit_code == 2 and "not a colour baseline" in r.stderr
