@@ -362,12 +362,17 @@ def _stress(name):
     return next(iter(load(f"stress/{name}/stress.json")["bundles"].values()))
 
 
+def _baseline(split):
+    return load(f"stress/colour-baseline/{split}/stress.json")["baselines"]["colour-histogram-svm"]
+
+
 def test_robustness_tables_are_the_stress_files():
-    b, prev = _stress("paper"), _stress("previous-default")
+    b, prev, base = _stress("paper"), _stress("previous-default"), _baseline("paper")
     c = b["clean"]
     assert_row(table_row("none (JPEG 95)"), [pct(prev["clean"]["correct_of_all"]),
                                               pct(c["correct_of_all"]),
-                                              pct(c["accuracy_of_answered"])])
+                                              pct(c["accuracy_of_answered"]),
+                                              pct(base["clean"]["correct_of_all"])])
     for key, v in b["changes"].items():
         if not key.endswith("/moderate"):
             continue
@@ -377,7 +382,8 @@ def test_robustness_tables_are_the_stress_files():
                     pct(v["accuracy_of_answered"]), pct(v["correct_of_all"])])
         assert_row(table_row(name, after="| change (moderate) | previous default"),
                    [pct(prev["changes"][key]["correct_of_all"]), pct(v["correct_of_all"]),
-                    f"{100 * v['drop']:.2f}", pct(v["accuracy_of_answered"])])
+                    f"{100 * v['drop']:.2f}", pct(v["accuracy_of_answered"]),
+                    pct(base["changes"][key]["correct_of_all"])])
     for key, label in (("bccd", "BCCD (another lab and microscope, 640x480)"),
                        ("synthetic", "synthetic smears (`alledge data synth`)")):
         x = b["other"][key]
@@ -402,6 +408,17 @@ def test_the_white_point_comparison():
     worst = lambda x: min(v["correct_of_all"] for k, v in x["changes"].items()
                           if k.endswith("/moderate"))
     assert worst(b) > worst(n)   # the README's reason for keeping the white point
+
+
+def test_the_colour_baseline_sentence():
+    p, g = _baseline("paper"), _baseline("grouped")
+    worst = lambda x: min(v["correct_of_all"] for v in x["changes"].values())
+    claim(f"clean {pct(g['clean']['correct_of_all'])}%, worst {pct(worst(g))}%;")
+    m = lambda k: f"{100 * p['changes'][f'{k}/moderate']['drop']:.2f}"
+    claim(f"loses {m('exposure_down')} points to a 0.85 exposure and {m('white_balance')} to a "
+          "white-balance change")
+    best_clean = max(x["clean"]["correct_of_all"] for x in (_stress("paper"), _stress("previous-default")))
+    assert p["clean"]["correct_of_all"] > best_clean     # "the best model clean"
 
 
 def test_the_model_trained_on_the_white_point_is_not_the_default():
