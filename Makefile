@@ -17,7 +17,7 @@ RUNS   := runs
 DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi default-bundle stress demo demo-data demo-check demo-split demo-train demo-report demo-classify \
+.PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi default-bundle stress stress-baseline demo demo-data demo-check demo-split demo-train demo-report demo-classify \
         reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
 
 help:
@@ -254,6 +254,14 @@ BCCD ?= ../shared/data/bccd/JPEGImages
 stress: $(STAMP)
 	$(BIN)/alledge stress --data $(DATA) --split results/splits/paper.csv --bccd $(BCCD) \
 	    --out results/stress/paper
+
+# The colour baseline under the same changes, on both splits (a minute; it has no bundle).
+stress-baseline: $(STAMP)
+	for s in paper grouped; do \
+	    $(BIN)/alledge train baseline --data $(DATA) --split results/splits/$$s.csv --out $(RUNS)/$$s/colour-baseline && \
+	    $(BIN)/alledge stress --baseline $(RUNS)/$$s/colour-baseline --data $(DATA) \
+	        --split results/splits/$$s.csv --out results/stress/colour-baseline/$$s || exit 1; \
+	done
 
 # `data check` exits 1 on the real set (it has duplicates): only 2 (unusable input) stops here.
 reproduce: reproduce-grouped
