@@ -103,11 +103,21 @@ def summarize(records, truths, classes):
         "accuracy": correct / n if n else None,
         "accuracy_answered": correct / n_answered if n_answered else None,
         "errors": sum(1 for r in records if "error" in r),
+        "statuses": _statuses(records),
         "per_class": {c: {k: (float(v) if isinstance(v, np.floating) else v)
                           for k, v in d.items()} for c, d in per_class.items()},
         "confusion_labels": {"rows": classes, "columns": columns},
         "confusion": confusion.tolist(),
     }
+
+
+def _statuses(records):
+    """How many records of each status (ok, out_of_domain, rejected, error)."""
+    out = {}
+    for r in records:
+        s = r.get("status", "error" if "error" in r else "ok")
+        out[s] = out.get(s, 0) + 1
+    return dict(sorted(out.items()))
 
 
 def evaluate(classifier, data, split_csv, subset="test"):

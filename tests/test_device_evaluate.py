@@ -23,6 +23,7 @@ def test_summary_counts_an_unanswered_image_as_wrong():
     assert s["per_class"]["Pro"]["recall"] == 1 / 3 and s["per_class"]["Benign"]["recall"] == 1.0
     assert s["per_class"]["Early"]["recall"] is None  # no support
     assert s["confusion"][3] == [0, 0, 1, 1, 1]        # Pro row: Pre, Pro, unanswered
+    assert s["statuses"] == {"ok": 3, "out_of_domain": 1}  # why the unanswered were
 
 
 def _split(tmp_path, rows):
