@@ -421,6 +421,29 @@ def test_the_colour_baseline_sentence():
     assert p["clean"]["correct_of_all"] > best_clean     # "the best model clean"
 
 
+def test_the_default_s_recipe_on_the_grouped_split():
+    e = load("grouped/finetuned-int8-gated-test.json")
+    keras = load("grouped/finetune-model/metrics.json")["accuracy"]
+    claim(f"{pct(keras)}% (Keras) on its test part; its int8 bundle with the default's gates")
+    claim(f"{pct(e['accuracy'])}% of all, {pct(e['answered_fraction'])}% answered and "
+          f"{pct(e['accuracy_answered'])}% of those right")
+    n = e["n"]
+    assert_row(table_row("grouped split, test images (the default's recipe retrained on its "
+                         "training part: `runs/grouped`, not shipped; "
+                         "`results/grouped/finetuned-int8-gated-test.json`)"),
+               [str(n), pct(e["answered_fraction"]),
+                pct(e["statuses"].get("out_of_domain", 0) / n),
+                str(e["statuses"].get("rejected", 0)), pct(e["accuracy_answered"])])
+    g = _stress("grouped-finetuned")
+    m = lambda k: f"{100 * g['changes'][f'{k}/moderate']['drop']:.2f}"
+    claim(f"starts from {pct(g['clean']['correct_of_all'])}% and a 1.25 zoom costs it "
+          f"{m('zoom_in')} points, almost all of them wrong answers "
+          f"({pct(g['changes']['zoom_in/moderate']['accuracy_of_answered'])}% of the answered "
+          f"right)")
+    claim(f"exposure x1.15 costs {m('exposure_up')}, a 0.8 zoom {m('zoom_out')}, blur "
+          f"{m('blur')}, JPEG 60 {m('jpeg')}.")
+
+
 def test_the_model_trained_on_the_white_point_is_not_the_default():
     b, t = _stress("paper"), _stress("white-point-trained")
     m = lambda x, k: pct(x["changes"][f"{k}/moderate"]["correct_of_all"])
