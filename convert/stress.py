@@ -83,6 +83,21 @@ def risk_coverage(results, truth):
     return curve
 
 
+def _changes(run, clean, truth, clean_figures, severities, log=None):
+    """{change/severity: figures with their drop against clean}: `run` classifies a list of
+    RGB images (a bundle's Classifier, or the colour baseline)."""
+    out = {}
+    for name, sev in capture_changes.suite(severities):
+        changed = [capture_changes.apply(im, name, sev, seed=i) for i, im in enumerate(clean)]
+        f = figures(run(changed), truth)
+        f["drop"] = round(clean_figures["correct_of_all"] - f["correct_of_all"], 4)
+        out[f"{name}/{sev}"] = f
+        if log:
+            log(f"  {name}/{sev}: correct of all {f['correct_of_all']:.4f} "
+                f"(answered {f['answered']:.4f})")
+    return out
+
+
 def _baseline_run(svm, images):
     from alledge.train.colour import colour_features
     x = colour_features([decode_rgb(_jpeg(im)) for im in images])
@@ -98,13 +113,9 @@ def baseline_entry(model_dir, clean, truth, severities, log=print):
     if info.get("kind") != "baseline":
         raise ValueError(f"{model_dir}: not a colour baseline model (kind {info.get('kind')!r})")
     svm = load_svm(Path(model_dir) / SVM_FILE)
-    entry = {"model": info["name"], "dir": str(model_dir),
-             "clean": figures(_baseline_run(svm, clean), truth), "changes": {}}
-    for name, sev in capture_changes.suite(severities):
-        changed = [capture_changes.apply(im, name, sev, seed=i) for i, im in enumerate(clean)]
-        f = figures(_baseline_run(svm, changed), truth)
-        f["drop"] = round(entry["clean"]["correct_of_all"] - f["correct_of_all"], 4)
-        entry["changes"][f"{name}/{sev}"] = f
+    run = lambda images: _baseline_run(svm, images)  # noqa: E731
+    entry = {"model": info["name"], "dir": str(model_dir), "clean": figures(run(clean), truth)}
+    entry["changes"] = _changes(run, clean, truth, entry["clean"], severities)
     log(f"{info['name']}: clean {entry['clean']['correct_of_all']:.4f}, worst "
         f"{min(f['correct_of_all'] for f in entry['changes'].values()):.4f}")
     return entry
@@ -138,14 +149,9 @@ def run_stress(bundle_dirs, data_dir, split_csv, out_dir, bccd_dir=None, severit
         log(f"{bundle.id}: clean test images")
         base = _run(c, clean)
         entry = {"bundle": bundle.id, "dir": str(bdir), "clean": figures(base, truth),
-                 "risk_coverage": risk_coverage(base, truth), "changes": {}, "other": {}}
-        for name, sev in capture_changes.suite(severities):
-            changed = [capture_changes.apply(im, name, sev, seed=i) for i, im in enumerate(clean)]
-            f = figures(_run(c, changed), truth)
-            f["drop"] = round(entry["clean"]["correct_of_all"] - f["correct_of_all"], 4)
-            entry["changes"][f"{name}/{sev}"] = f
-            log(f"  {name}/{sev}: correct of all {f['correct_of_all']:.4f} "
-                f"(answered {f['answered']:.4f})")
+                 "risk_coverage": risk_coverage(base, truth), "other": {}}
+        entry["changes"] = _changes(lambda images: _run(c, images), clean, truth,
+                                    entry["clean"], severities, log)
         for name, images in others.items():
             entry["other"][name] = figures(_run(c, images))
             log(f"  {name}: {entry['other'][name]}")

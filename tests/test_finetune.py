@@ -30,12 +30,17 @@ def test_an_augmented_epoch_changes_about_half_the_images():
     assert 10 <= changed <= 30 and out.shape == x.shape
 
 
-@pytest.mark.slow
-def test_finetune_gives_a_cnn_model_that_converts_to_a_gated_bundle(tmp_path, cli_ok):
-    cli = cli_ok
+def _synth_split(cli, tmp_path):
     data, split = tmp_path / "data", tmp_path / "split.csv"
     cli("data", "synth", data, "--per-class", 16, "--seed", 0)  # 4+ validation images
     cli("data", "split", data, "--out", split)
+    return data, split
+
+
+@pytest.mark.slow
+def test_finetune_gives_a_cnn_model_that_converts_to_a_gated_bundle(tmp_path, cli_ok):
+    cli = cli_ok
+    data, split = _synth_split(cli, tmp_path)
     cli("train", "finetune", "--data", data, "--split", split, "--out", tmp_path / "ft",
         "--epochs", 1)
     info = json.loads((tmp_path / "ft" / "model.json").read_text())
@@ -63,9 +68,7 @@ def test_with_a_white_point_every_image_of_an_epoch_is_scaled_to_it():
 @pytest.mark.slow
 def test_a_model_that_learnt_a_white_point_brings_it_to_its_bundle(tmp_path, cli_ok):
     cli = cli_ok
-    data, split = tmp_path / "data", tmp_path / "split.csv"
-    cli("data", "synth", data, "--per-class", 16, "--seed", 0)
-    cli("data", "split", data, "--out", split)
+    data, split = _synth_split(cli, tmp_path)
     cli("train", "finetune", "--data", data, "--split", split, "--out", tmp_path / "ft",
         "--epochs", 1, "--white-point")
     wp = json.loads((tmp_path / "ft" / "model.json").read_text())["white_point"]
