@@ -122,8 +122,8 @@ def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverag
             params = svm_params_of(model_dir)
         except (OSError, ValueError) as e:
             raise ConvertError(first_line(e)) from None
-    learnt = white_point_of_bundle(old)
-    if learnt and learnt.get("learnt"):  # the model's own, whatever was asked
+    learnt = (old.manifest.get("preprocessing") or {}).get("white_point") or {}
+    if learnt.get("learnt"):  # the model's own, whatever was asked
         white_point = learnt
     fit = gate_for(root, rows, params, flag_rate, coverage, white_point, log=log)
     kept = {k: old.manifest[k] for k in ("scale",) if k in old.manifest}  # not the gate's
@@ -132,10 +132,6 @@ def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverag
         files, sections = fit(bundle)
         return files, {**kept, **sections}
     return _rewrite(old, hook, evaluate=lambda b: evaluate_on_test(b, root, rows))
-
-
-def white_point_of_bundle(bundle):
-    return (bundle.manifest.get("preprocessing") or {}).get("white_point")
 
 
 def _bundle_and_its_split(bundle_dir, data_dir, split_csv):

@@ -80,10 +80,7 @@ QUALITY_SERIES = (
 def white_point_for(root, rows, percentile=WHITE_PERCENTILE):
     """The training images' median level of each channel's `percentile`: the bundle's
     preprocessing.white_point."""
-    images = (read_rgb(Path(root) / r["path"]) for r in rows)
-    return {**white_point_from(images, percentile),
-            "measured_on": f"{len(rows)} training images, median of each channel's "
-                           f"{percentile}th percentile"}
+    return white_point_from((read_rgb(Path(root) / r["path"]) for r in rows), percentile)
 
 
 def quality_for(classifier, images, labels, log=print):

@@ -8,6 +8,7 @@ in `accuracy` (the figure a user of the device gets) and is left out of
 """
 import csv
 import hashlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -113,11 +114,8 @@ def summarize(records, truths, classes):
 
 def _statuses(records):
     """How many records of each status (ok, out_of_domain, rejected, error)."""
-    out = {}
-    for r in records:
-        s = r.get("status", "error" if "error" in r else "ok")
-        out[s] = out.get(s, 0) + 1
-    return dict(sorted(out.items()))
+    counts = Counter(r.get("status", "error" if "error" in r else "ok") for r in records)
+    return dict(sorted(counts.items()))
 
 
 def evaluate(classifier, data, split_csv, subset="test"):

@@ -59,11 +59,13 @@ def white_point_of(manifest):
 
 
 def white_point_from(images, percentile=WHITE_PERCENTILE):
-    """The white point {percentile, target} of a set of images: the median, over them, of each
-    channel's `percentile` level (a bundle's target is its training images')."""
+    """The white point {percentile, target, measured_on} of a bundle's training images (any
+    iterable of RGB arrays): the median, over them, of each channel's `percentile` level."""
     levels = [channel_percentiles(rgb, percentile) for rgb in images]
     return {"percentile": percentile,
-            "target": [round(float(v), 1) for v in np.median(levels, axis=0)]}
+            "target": [round(float(v), 1) for v in np.median(levels, axis=0)],
+            "measured_on": f"{len(levels)} training images, median of each channel's "
+                           f"{percentile}th percentile"}
 
 
 def apply_white_point(rgb, white_point):

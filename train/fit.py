@@ -6,7 +6,7 @@ import numpy as np
 
 from alledge.device import CLASSES
 from alledge.device.fileio import atomic_write_json
-from alledge.device.preprocess import WHITE_PERCENTILE, white_point_from
+from alledge.device.preprocess import white_point_from
 
 from .evaluate import evaluate
 from .modeldir import KERAS_FILE, SVM_FILE, write_model_info
@@ -54,10 +54,8 @@ def fit_finetuned_model(data_dir, rows, split_id, out, epochs, train_blocks, see
     x_te, y_te = load_arrays(data_dir, subset(rows, "test"), size)
     wp = None
     if white_point:
-        wp = {**white_point_from(x_tr, WHITE_PERCENTILE),
-              "measured_on": f"{len(x_tr)} training images, median of each channel's "
-                             f"{WHITE_PERCENTILE}th percentile; the model learnt on inputs "
-                             "scaled to it"}
+        wp = white_point_from(x_tr)
+        wp["measured_on"] += "; the model learnt on inputs scaled to it"
         log(f"white point {wp['target']} (every input scaled to it)")
     t0 = time.time()
     model, info = finetune(x_tr, y_tr, out, backbone, epochs, train_blocks, seed=seed,
