@@ -251,7 +251,7 @@ cnn-500: $(STAMP)
 
 cnn-augmented: $(STAMP)
 	$(BIN)/alledge train cnn --data $(DATA) --split results/splits/paper.csv \
-	    --out $(RUNS)/paper/improved-cnn-augmented --epochs 200 --patience 40 --augment
+	    --out $(RUNS)/paper/improved-cnn-augmented --epochs 200 --patience 40 --augment --white-point
 
 # Their Table 3 rows, beside the main table: results/paper/table3-cnn.* and their model files.
 table3-cnn: $(STAMP)

@@ -101,10 +101,12 @@ def test_the_long_cnn_runs_are_shown_when_finished_and_never_trained_by_table3(
     out = tmp_path / "models"
     r = run_cli("train", "cnn", "--data", trained["data"], "--split", trained["split"],
                 "--out", out / "improved-cnn-augmented", "--epochs", 2, "--augment",
-                "--input-size", 96)
+                "--input-size", 96, "--white-point")
     assert r.exit_code == 0, r.stderr
     info = json.loads((out / "improved-cnn-augmented" / "model.json").read_text())
     assert info["name"] == "improved-cnn-augmented" and info["augmented"] is True
+    # it learnt on inputs scaled to the training images' white point: its bundle takes that one
+    assert len(info["white_point"]["target"]) == 3 and "learnt" in info["white_point"]["measured_on"]
     r = run_cli("train", "table3", "--data", trained["data"], "--split", trained["split"],
                 "--out", out, "--models", "improved-cnn-500,improved-cnn-augmented")
     assert r.exit_code == 0, r.stderr

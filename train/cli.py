@@ -59,9 +59,12 @@ def _summary(name, metrics, out):
 @click.option("--augment", is_flag=True,
               help="Train on a new random capture of half the images each epoch "
                    "(alledge.train.capture_changes), learning rate halved on plateaus.")
+@click.option("--white-point", is_flag=True,
+              help="Scale every input to the training images' white point, in training as "
+                   "on the device (the bundle takes it from the model).")
 @click.option("--seed", default=0, show_default=True, type=int)
 def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_size, input_size,
-        augment, seed):
+        augment, white_point, seed):
     """The paper's Improved CNN, trained on the split's training part.
 
     An interrupted run resumes from OUT/backup when started again with the same arguments.
@@ -73,7 +76,8 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
     rows, split_id = _load_split(data_dir, split_csv)
     from .fit import fit_cnn_model
     metrics = _guard(fit_cnn_model, data_dir, rows, split_id, out, epochs, patience,
-                     batch_size, input_size, seed, split_file=str(split_csv), augment=augment)
+                     batch_size, input_size, seed, split_file=str(split_csv), augment=augment,
+                     white_point=white_point, log=lambda m: click.echo(m, err=True))
     _summary("improved-cnn-augmented" if augment else "improved-cnn", metrics, out)
 
 

@@ -69,10 +69,11 @@ def read_history(path):
     return cols
 
 
-def augmented_batches(x, y, batch_size, seed):
+def augmented_batches(x, y, batch_size, seed, white_point=None):
     """The training part as a Keras PyDataset that draws a new random capture of every image
     each epoch (alledge.train.capture_changes.augment; half the images left clean, as in
-    the fine-tuning), in a new order. Runs in the training process: no worker copies."""
+    the fine-tuning), in a new order, scaled to `white_point` when given. Runs in the
+    training process: no worker copies."""
     import keras
     from .finetune import augmented_epoch
 
@@ -87,7 +88,7 @@ def augmented_batches(x, y, batch_size, seed):
 
         def __getitem__(self, i):
             idx = self.order[i * batch_size:(i + 1) * batch_size]
-            return augmented_epoch(x[idx], self.rng), y[idx]
+            return augmented_epoch(x[idx], self.rng, white_point=white_point), y[idx]
 
         def on_epoch_end(self):
             self.order = self.rng.permutation(len(x))
@@ -96,7 +97,7 @@ def augmented_batches(x, y, batch_size, seed):
 
 
 def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, batch_size=32,
-              learning_rate=1e-3, seed=0, augment=False):
+              learning_rate=1e-3, seed=0, augment=False, white_point=None):
     """Fit the Improved CNN; keeps the weights of the epoch with the best validation accuracy.
 
     patience=None runs every epoch (the paper's recipe: no early stopping).
@@ -104,24 +105,28 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     augmented_batches), and the learning rate halves when validation loss has not improved
     for 10 epochs: a network that must read cells rather than one camera's colours learns
     more slowly, and a fixed 1e-3 keeps it bouncing.
+    white_point: every input (training, after its augmentation, and validation) is scaled
+    to it, as the device scales it (alledge.device.preprocess.apply_white_point).
 
     Returns (model, history dict). The best weights are also checkpointed to out_dir each
     time they improve, so an interrupted run keeps its best epoch.
     """
     import keras
     import tensorflow as tf
+    from .finetune import with_white_point
     tr, va = validation_split(y, 0.1, seed=42)
     model = build_improved_cnn(x.shape[1], seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     # Decoded once into memory; tf.data shuffles and prefetches the uint8 arrays.
     if augment:
-        train_ds = augmented_batches(x[tr], y[tr], batch_size, seed)
+        train_ds = augmented_batches(x[tr], y[tr], batch_size, seed, white_point)
     else:
-        train_ds = (tf.data.Dataset.from_tensor_slices((x[tr], y[tr]))
+        train_ds = (tf.data.Dataset.from_tensor_slices((with_white_point(x[tr], white_point), y[tr]))
                     .shuffle(len(tr), seed=seed, reshuffle_each_iteration=True)
                     .batch(batch_size).prefetch(tf.data.AUTOTUNE))
-    val_ds = tf.data.Dataset.from_tensor_slices((x[va], y[va])).batch(64).prefetch(2)
+    val_ds = (tf.data.Dataset.from_tensor_slices((with_white_point(x[va], white_point), y[va]))
+              .batch(64).prefetch(2))
     ckpt = f"{out_dir}/best.weights.h5"
     # A long run (the paper's 500 epochs, no early stopping) resumes where it was stopped:
     # BackupAndRestore keeps the weights, optimizer state and epoch counter after every epoch,

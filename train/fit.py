@@ -13,19 +13,32 @@ from .modeldir import KERAS_FILE, SVM_FILE, write_model_info
 from .split import subset
 
 
+def learnt_white_point(x_tr, log=print):
+    """The training images' white point, for a network that learns on inputs scaled to it."""
+    wp = white_point_from(x_tr)
+    wp["measured_on"] += "; the model learnt on inputs scaled to it"
+    log(f"white point {wp['target']} (every input scaled to it)")
+    return wp
+
+
 def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32,
-                  input_size=224, seed=0, split_file="", augment=False):
+                  input_size=224, seed=0, split_file="", augment=False, white_point=False,
+                  log=print):
+    """The Improved CNN; with `white_point` it learns, and is tested, on inputs scaled to the
+    training images' white point, and model.json carries it (as fit_finetuned_model)."""
     from .cnn import train_cnn
+    from .finetune import with_white_point
     from .loader import load_arrays
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     x_tr, y_tr = load_arrays(data_dir, subset(rows, "train"), input_size)
     x_te, y_te = load_arrays(data_dir, subset(rows, "test"), input_size)
+    wp = learnt_white_point(x_tr, log) if white_point else None
     t0 = time.time()
     model, info = train_cnn(x_tr, y_tr, out, epochs, patience, batch_size, seed=seed,
-                            augment=augment)
+                            augment=augment, white_point=wp)
     model.save(out / KERAS_FILE)
-    proba = model.predict(x_te, batch_size=64, verbose=0)
+    proba = model.predict(with_white_point(x_te, wp), batch_size=64, verbose=0)
     metrics = evaluate(y_te, proba.argmax(1))
     _write_metrics(out, metrics, split_id)
     name = "improved-cnn-augmented" if augment else "improved-cnn"
@@ -33,7 +46,8 @@ def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32
                      weights="trained", weights_id="trained", input_size=input_size,
                      params=int(model.count_params()), split_id=split_id, split_file=split_file,
                      seed=seed, train_seconds=round(time.time() - t0, 1), epochs_max=epochs,
-                     patience=patience, batch_size=batch_size, **info)
+                     patience=patience, batch_size=batch_size,
+                     **({"white_point": wp} if wp else {}), **info)
     return metrics
 
 
@@ -52,11 +66,7 @@ def fit_finetuned_model(data_dir, rows, split_id, out, epochs, train_blocks, see
     backbone = build_backbone("efficientnet-lite0", "imagenet", size)
     x_tr, y_tr = load_arrays(data_dir, subset(rows, "train"), size)
     x_te, y_te = load_arrays(data_dir, subset(rows, "test"), size)
-    wp = None
-    if white_point:
-        wp = white_point_from(x_tr)
-        wp["measured_on"] += "; the model learnt on inputs scaled to it"
-        log(f"white point {wp['target']} (every input scaled to it)")
+    wp = learnt_white_point(x_tr, log) if white_point else None
     t0 = time.time()
     model, info = finetune(x_tr, y_tr, out, backbone, epochs, train_blocks, seed=seed,
                            white_point=wp, log=log)
