@@ -260,8 +260,8 @@ table3-cnn: $(STAMP)
 	for ext in csv md json; do cp $(RUNS)/paper/table3.$$ext results/paper/table3-cnn.$$ext; done
 	for m in improved-cnn-500 improved-cnn-augmented; do \
 	  if [ -f $(RUNS)/paper/$$m/metrics.json ]; then mkdir -p results/paper/models/$$m; \
-	    cp $(RUNS)/paper/$$m/metrics.json $(RUNS)/paper/$$m/model.json \
-	       $(RUNS)/paper/$$m/history.csv $(RUNS)/paper/$$m/train.log results/paper/models/$$m/; fi; done
+	    for f in metrics.json model.json history.csv train.log; do \
+	      if [ -f $(RUNS)/paper/$$m/$$f ]; then cp $(RUNS)/paper/$$m/$$f results/paper/models/$$m/; fi; done; fi; done
 
 # Robustness and refusal of the default bundle: every capture change at two severities, BCCD,
 # Segmented/, synthetic smears (about 8 minutes here).

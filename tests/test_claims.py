@@ -484,7 +484,16 @@ def test_the_improved_cnn_long_runs():
     f1 = f"{aug['macro_f1']} ({aug['macro_f1_ci95'].replace('-', '–')})"
     assert_row(table_row("Improved CNN + augmentation"), numbers(f"{acc} {f1}"))
     claim(f"reaches {aug['accuracy']}%, not the 97.5%")
+    assert "--white-point" in info["provenance"]["command"] and info["white_point"]
     claim(f"best validation epoch {info['best_epoch']} of {info['epochs_run']}, early stopping")
+    claim(f"improvement, {info['train_seconds'] / 60:.0f} minutes;")
+    claim(f"The Improved CNN with augmentation reaches {aug['accuracy']}%")
+    # the same recipe before the white point: its files kept beside it
+    before = load("paper/models/improved-cnn-augmented-no-white-point/metrics.json")
+    info0 = load("paper/models/improved-cnn-augmented-no-white-point/model.json")
+    assert "white_point" not in info0 and info0["augmented"] is True
+    claim(f"Without the white point the same recipe gave {pct(before['accuracy'])}% "
+          f"(best validation epoch {info0['best_epoch']} of {info0['epochs_run']};")
     long = rows["improved-cnn-500"]
     info500 = load("paper/models/improved-cnn-500/model.json")
     assert long["status"] == "ok" and info500["epochs_run"] == 500
