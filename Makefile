@@ -18,7 +18,7 @@ DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
 .PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi default-bundle grouped-recipe stress stress-baseline demo demo-data demo-check demo-split demo-train demo-report demo-classify \
-        reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
+        reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented stress-cnn table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
 
 help:
 	@echo "make test                 run the tests (creates .venv when missing)"
@@ -269,6 +269,14 @@ BCCD ?= ../shared/data/bccd/JPEGImages
 stress: $(STAMP)
 	$(BIN)/alledge stress --data $(DATA) --split results/splits/paper.csv --bccd $(BCCD) \
 	    --out results/stress/paper
+
+# The Improved CNN + augmentation (make cnn-augmented) as an int8 bundle with its gates,
+# under the same changes: its column of the robustness matrix (a few minutes).
+stress-cnn: $(STAMP)
+	$(BIN)/alledge convert $(RUNS)/paper/improved-cnn-augmented --out $(RUNS)/paper/bundle-cnn-augmented-int8 \
+	    --quant int8 --data $(DATA) --split results/splits/paper.csv
+	$(BIN)/alledge stress --bundle $(RUNS)/paper/bundle-cnn-augmented-int8 --data $(DATA) \
+	    --split results/splits/paper.csv --bccd $(BCCD) --out results/stress/improved-cnn-augmented
 
 # The colour baseline under the same changes, on both splits (a minute; it has no bundle).
 stress-baseline: $(STAMP)
