@@ -18,7 +18,7 @@ DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
 .PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi default-bundle grouped-recipe stress stress-baseline demo demo-data demo-check demo-split demo-train demo-report demo-classify \
-        reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented stress-cnn table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
+        reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented stress-cnn matrix table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
 
 help:
 	@echo "make test                 run the tests (creates .venv when missing)"
@@ -275,8 +275,14 @@ stress: $(STAMP)
 stress-cnn: $(STAMP)
 	$(BIN)/alledge convert $(RUNS)/paper/improved-cnn-augmented --out $(RUNS)/paper/bundle-cnn-augmented-int8 \
 	    --quant int8 --data $(DATA) --split results/splits/paper.csv
+	$(BIN)/alledge scale $(RUNS)/paper/bundle-cnn-augmented-int8 --data $(DATA) --split results/splits/paper.csv
 	$(BIN)/alledge stress --bundle $(RUNS)/paper/bundle-cnn-augmented-int8 --data $(DATA) \
 	    --split results/splits/paper.csv --bccd $(BCCD) --out results/stress/improved-cnn-augmented
+
+# Every model's column side by side (nothing re-measured): results/stress/matrix/
+matrix:
+	$(BIN)/alledge matrix results/stress/paper results/stress/previous-default \
+	    results/stress/improved-cnn-augmented results/stress/colour-baseline/paper --out results/stress/matrix
 
 # The colour baseline under the same changes, on both splits (a minute; it has no bundle).
 stress-baseline: $(STAMP)

@@ -152,3 +152,16 @@ def stress(bundle_dirs, data_dir, split_csv, bccd_dir, severities, baseline_dirs
     except (BundleError, ImageError, OSError, ValueError) as e:
         fail(str(e), exitcodes.USAGE)
     click.echo(f"wrote {out}/stress.json, stress.md and plots")
+
+
+@click.command()
+@click.argument("stress_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+def matrix(stress_dirs, out):
+    """Several `alledge stress` results (same split and changes) as one robustness matrix."""
+    from .stress import combine
+    try:
+        combine(stress_dirs, out)
+    except ValueError as e:
+        fail(str(e), exitcodes.USAGE)
+    click.echo(Path(out, "matrix.md").read_text())

@@ -19,6 +19,7 @@ way, on the desktop (decode, histogram, its svm.npz); it has no gates, so it ans
 image. It says how far a model that reads nothing but colour falls under the same changes.
 """
 import glob
+import json
 from pathlib import Path
 
 import cv2
@@ -270,3 +271,59 @@ def _matrix_plot(report, out, plt):
     fig.tight_layout()
     fig.savefig(out / "robustness-matrix.png", dpi=120)
     plt.close(fig)
+
+
+def combine(stress_dirs, out_dir):
+    """One robustness matrix from several `alledge stress` runs on the same split, changes
+    and encoding: their models side by side (stress.json with each run's provenance, a
+    matrix.md of correct-of-all per change, robustness-matrix.png). Nothing is re-measured."""
+    from alledge.device.fileio import atomic_write_json
+    from alledge.device.provenance import provenance
+    runs = []
+    for d in stress_dirs:
+        path = Path(d) / "stress.json"
+        try:
+            runs.append((str(d), json.loads(path.read_text())))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: not an alledge stress result ({e})") from None
+    same = ("split_id", "severities", "encoding")
+    first = runs[0][1]
+    report = {**{k: first.get(k) for k in ("split_file", *same)}, "bundles": {},
+              "baselines": {}, "sources": [], "provenance": provenance()}
+    for d, r in runs:
+        for k in same:
+            if r.get(k) != first.get(k):
+                raise ValueError(f"{d}: its {k} is not that of {runs[0][0]}: "
+                                 "only runs over the same test images and changes combine")
+        for part in ("bundles", "baselines"):
+            for name, entry in (r.get(part) or {}).items():
+                if name in report["bundles"] or name in report["baselines"]:
+                    raise ValueError(f"{name} is in more than one of the runs")
+                report[part][name] = entry
+        report["sources"].append({"dir": d, "provenance": r.get("provenance")})
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "stress.json", report)
+    (out / "matrix.md").write_text(matrix_markdown(report))
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    _matrix_plot(report, out, plt)
+    return report
+
+
+def matrix_markdown(report):
+    """Changes x models: correct of all (%), unanswered counted wrong."""
+    cols = [(bid.split("@")[0], e) for bid, e in report["bundles"].items()]
+    cols += [(f"{name} (no gates)", e) for name, e in report.get("baselines", {}).items()]
+    lines = ["| change | " + " | ".join(name for name, _ in cols) + " |",
+             "|---|" + "---|" * len(cols),
+             "| none | " + " | ".join(f"{100 * e['clean']['correct_of_all']:.2f}"
+                                      for _, e in cols) + " |"]
+    for k in cols[0][1]["changes"]:
+        lines.append(f"| {k} | " + " | ".join(f"{100 * e['changes'][k]['correct_of_all']:.2f}"
+                                             for _, e in cols) + " |")
+    worst = [min(f["correct_of_all"] for f in e["changes"].values()) for _, e in cols]
+    lines.append("| worst | " + " | ".join(f"{100 * w:.2f}" for w in worst) + " |")
+    return ("Correct of all test images, % (unanswered counts as wrong), per capture change "
+            "and model.\n\n" + "\n".join(lines) + "\n")

@@ -20,6 +20,7 @@ LAZY_COMMANDS = {
     "gate": ("alledge.convert.cli", "gate", "train"),
     "scale": ("alledge.convert.scale_cli", "scale", "train"),
     "stress": ("alledge.convert.cli", "stress", "train"),
+    "matrix": ("alledge.convert.cli", "matrix", "train"),
     "keys": ("alledge.convert.sign", "keys", "train"),
     "classify": ("alledge.device.classify_cli", "classify", "device"),
     "capture": ("alledge.device.capture_cli", "capture", "device"),

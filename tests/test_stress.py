@@ -47,3 +47,40 @@ def test_the_colour_baseline_goes_through_the_same_changes(trained, cli_ok, run_
     r = run_cli("stress", "--baseline", trained["models"] / "improved-cnn", "--data",
                 trained["data"], "--split", trained["split"], "--out", tmp_path / "x")
     assert r.exit_code == 2 and "not a colour baseline" in r.stderr
+
+
+def test_runs_over_the_same_changes_combine_into_one_matrix_and_others_are_refused(
+        trained, cli_ok, run_cli, tmp_path):
+    import json
+    cli_ok("stress", "--baseline", trained["models"] / "colour-baseline", "--data",
+           trained["data"], "--split", trained["split"], "--severity", "moderate",
+           "--out", tmp_path / "a")
+    run = json.loads((tmp_path / "a" / "stress.json").read_text())
+    # a second run's result, as a bundle's: its figures one point lower on every change
+    entry = json.loads(json.dumps(run["baselines"]["colour-histogram-svm"]))
+    for f in entry["changes"].values():
+        f["correct_of_all"] = round(f["correct_of_all"] - 0.01, 4)
+    other = {**run, "baselines": {}, "bundles": {"some-bundle@123": entry}}
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "stress.json").write_text(json.dumps(other))
+    r = cli_ok("matrix", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "m")
+    report = json.loads((tmp_path / "m" / "stress.json").read_text())
+    assert list(report["bundles"]) == ["some-bundle@123"]
+    assert list(report["baselines"]) == ["colour-histogram-svm"]
+    assert [s["dir"] for s in report["sources"]] == [str(tmp_path / "a"), str(tmp_path / "b")]
+    table = (tmp_path / "m" / "matrix.md").read_text()
+    assert "| change | some-bundle | colour-histogram-svm (no gates) |" in table
+    first = next(iter(entry["changes"]))
+    got = {row.split("|")[1].strip(): row for row in table.splitlines() if row.startswith("| ")}
+    want = 100 * entry["changes"][first]["correct_of_all"]
+    assert f"| {want:.2f} | {want + 1:.2f} |" in got[first]
+    assert (tmp_path / "m" / "robustness-matrix.png").stat().st_size > 1000
+    assert table in r
+    # runs over other changes, or the same model twice, are refused in one line
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "stress.json").write_text(json.dumps({**other, "severities": ["strong"]}))
+    for dirs, says in (((tmp_path / "a", tmp_path / "c"), "its severities"),
+                       ((tmp_path / "a", tmp_path / "a"), "more than one of the runs"),
+                       ((tmp_path / "a", tmp_path / "nothing"), "not an alledge stress result")):
+        r = run_cli("matrix", *dirs, "--out", tmp_path / "x")
+        assert r.exit_code == 2 and says in r.stderr and "Traceback" not in r.stderr
