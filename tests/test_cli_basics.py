@@ -11,7 +11,7 @@ from alledge.device import cli, exitcodes
 
 REPO = Path(__file__).resolve().parent.parent
 DESIGN_COMMANDS = {"data", "train", "convert", "report", "classify", "capture", "history",
-                   "bench", "info", "keys", "gate", "serve", "evaluate", "stress", "scale",
+                   "bench", "info", "keys", "gate", "serve", "evaluate", "stress", "matrix", "scale",
                    "calibrate"}
 
 
