@@ -279,10 +279,13 @@ stress-cnn: $(STAMP)
 	$(BIN)/alledge stress --bundle $(RUNS)/paper/bundle-cnn-augmented-int8 --data $(DATA) \
 	    --split results/splits/paper.csv --bccd $(BCCD) --out results/stress/improved-cnn-augmented
 
-# Every model's column side by side (nothing re-measured): results/stress/matrix/
+# Every model's column side by side (nothing re-measured): results/stress/matrix/ and, for
+# the duplicate-grouped split, results/stress/matrix-grouped/
 matrix:
 	$(BIN)/alledge matrix results/stress/paper results/stress/previous-default \
 	    results/stress/improved-cnn-augmented results/stress/colour-baseline/paper --out results/stress/matrix
+	$(BIN)/alledge matrix results/stress/grouped-finetuned results/stress/colour-baseline/grouped \
+	    --out results/stress/matrix-grouped
 
 # The colour baseline under the same changes, on both splits (a minute; it has no bundle).
 stress-baseline: $(STAMP)
