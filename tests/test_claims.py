@@ -416,6 +416,9 @@ def test_the_improved_cnn_s_column_and_the_matrix():
     assert list(m["baselines"]) == ["colour-histogram-svm"]
     for e in (b, cnn):                    # the matrix carries the runs' own figures
         assert m["bundles"][e["bundle"]]["changes"] == e["changes"]
+    g = load("stress/matrix-grouped/stress.json")
+    assert list(g["bundles"]) == [_stress("grouped-finetuned")["bundle"]]
+    assert g["baselines"]["colour-histogram-svm"]["changes"] == _baseline("grouped")["changes"]
 
 
 def test_the_default_s_white_point_is_the_one_shipped():
