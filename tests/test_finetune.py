@@ -65,6 +65,18 @@ def test_with_a_white_point_every_image_of_an_epoch_is_scaled_to_it():
     assert np.array_equal(out, with_white_point(plain, wp))
 
 
+def test_turning_the_clean_share_gives_each_of_its_images_one_of_its_eight_views():
+    from alledge.train.finetune import augmented_epoch, dihedral
+    x = np.random.default_rng(0).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
+    out = augmented_epoch(x, np.random.default_rng(2), clean_share=1.0, turn_clean=True)
+    views = [[dihedral(im, k) for k in range(8)] for im in x]
+    assert all(any(np.array_equal(o, v) for v in vs) for o, vs in zip(out, views))
+    assert sum(np.array_equal(o, im) for o, im in zip(out, x)) < 20   # most are turned
+    assert len({dihedral(x[0], k).tobytes() for k in range(8)}) == 8  # 8 distinct views
+    # without turn_clean the clean share is untouched
+    assert np.array_equal(augmented_epoch(x, np.random.default_rng(2), clean_share=1.0), x)
+
+
 @pytest.mark.slow
 def test_a_model_that_learnt_a_white_point_brings_it_to_its_bundle(tmp_path, cli_ok):
     cli = cli_ok

@@ -62,9 +62,11 @@ def _summary(name, metrics, out):
 @click.option("--white-point", is_flag=True,
               help="Scale every input to the training images' white point, in training as "
                    "on the device (the bundle takes it from the model).")
+@click.option("--turn-clean", is_flag=True,
+              help="With --augment: the images left clean each epoch are turned or flipped.")
 @click.option("--seed", default=0, show_default=True, type=int)
 def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_size, input_size,
-        augment, white_point, seed):
+        augment, white_point, turn_clean, seed):
     """The paper's Improved CNN, trained on the split's training part.
 
     An interrupted run resumes from OUT/backup when started again with the same arguments.
@@ -77,7 +79,8 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
     from .fit import fit_cnn_model
     metrics = _guard(fit_cnn_model, data_dir, rows, split_id, out, epochs, patience,
                      batch_size, input_size, seed, split_file=str(split_csv), augment=augment,
-                     white_point=white_point, log=lambda m: click.echo(m, err=True))
+                     white_point=white_point, turn_clean=turn_clean,
+                     log=lambda m: click.echo(m, err=True))
     _summary("improved-cnn-augmented" if augment else "improved-cnn", metrics, out)
 
 

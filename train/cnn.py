@@ -69,11 +69,13 @@ def read_history(path):
     return cols
 
 
-def augmented_batches(x, y, batch_size, seed, white_point=None):
-    """The training part as a Keras PyDataset that draws a new random capture of every image
-    each epoch (alledge.train.capture_changes.augment; half the images left clean, as in
-    the fine-tuning), in a new order, scaled to `white_point` when given. Runs in the
-    training process: no worker copies."""
+def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False):
+    """The training part as a Keras PyDataset that draws a new random capture of half the
+    images each epoch (alledge.train.capture_changes.augment, as in the fine-tuning), in a
+    new order, scaled to `white_point` when given. With `turn_clean` the other half is
+    turned or flipped: orientation carries no class, and this small network prefers the
+    orientation of its untouched half (each dihedral view of the test set reads 0.3-1.3
+    points under the untouched one). Runs in the training process: no worker copies."""
     import keras
     from .finetune import augmented_epoch
 
@@ -88,7 +90,8 @@ def augmented_batches(x, y, batch_size, seed, white_point=None):
 
         def __getitem__(self, i):
             idx = self.order[i * batch_size:(i + 1) * batch_size]
-            return augmented_epoch(x[idx], self.rng, white_point=white_point), y[idx]
+            return (augmented_epoch(x[idx], self.rng, white_point=white_point, turn_clean=turn_clean),
+                    y[idx])
 
         def on_epoch_end(self):
             self.order = self.rng.permutation(len(x))
@@ -97,7 +100,7 @@ def augmented_batches(x, y, batch_size, seed, white_point=None):
 
 
 def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, batch_size=32,
-              learning_rate=1e-3, seed=0, augment=False, white_point=None):
+              learning_rate=1e-3, seed=0, augment=False, white_point=None, turn_clean=False):
     """Fit the Improved CNN; keeps the weights of the epoch with the best validation accuracy.
 
     patience=None runs every epoch (the paper's recipe: no early stopping).
@@ -120,7 +123,7 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     # Decoded once into memory; tf.data shuffles and prefetches the uint8 arrays.
     if augment:
-        train_ds = augmented_batches(x[tr], y[tr], batch_size, seed, white_point)
+        train_ds = augmented_batches(x[tr], y[tr], batch_size, seed, white_point, turn_clean)
     else:
         train_ds = (tf.data.Dataset.from_tensor_slices((with_white_point(x[tr], white_point), y[tr]))
                     .shuffle(len(tr), seed=seed, reshuffle_each_iteration=True)
@@ -155,4 +158,5 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     best = int(np.argmax(h["val_accuracy"]))
     return model, {"epochs_run": len(h["val_accuracy"]), "early_stopping": patience is not None, "best_epoch": best + 1,
                    "best_val_accuracy": float(h["val_accuracy"][best]), "augmented": bool(augment),
+                   **({"clean_share_turned": True} if turn_clean else {}),
                    "n_train": int(len(tr)), "n_val": int(len(va))}

@@ -47,13 +47,24 @@ def build_finetune_model(backbone, n_classes=4, train_blocks=DEFAULT_TRAIN_BLOCK
     return keras.Model(backbone.input, out, name="efficientnet_lite0_finetuned")
 
 
-def augmented_epoch(x, rng, clean_share=CLEAN_SHARE, white_point=None):
-    """A new random capture of every image; `clean_share` of them left as they are. With a
+def augmented_epoch(x, rng, clean_share=CLEAN_SHARE, white_point=None, turn_clean=False):
+    """A new random capture of every image; `clean_share` of them left as they are (with
+    `turn_clean`, only turned and flipped: one of the square's 8 views at random). With a
     white point, every image (clean or not) is then scaled to it, as the device will."""
     out = x.copy()
-    for i in np.nonzero(rng.random(len(x)) >= clean_share)[0]:
+    captured = rng.random(len(x)) >= clean_share
+    for i in np.nonzero(captured)[0]:
         out[i] = augment(x[i], rng)
+    if turn_clean:
+        for i in np.nonzero(~captured)[0]:
+            out[i] = dihedral(x[i], int(rng.integers(8)))
     return with_white_point(out, white_point)
+
+
+def dihedral(rgb, k):
+    """View k (0-7) of a square image: k % 4 quarter turns, then a mirror when k >= 4."""
+    out = np.rot90(rgb, k % 4)
+    return np.ascontiguousarray(out[:, ::-1] if k >= 4 else out)
 
 
 def with_white_point(x, white_point):
