@@ -74,7 +74,7 @@ def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False
     images each epoch (alledge.train.capture_changes.augment, as in the fine-tuning), in a
     new order, scaled to `white_point` when given. With `turn_clean` the other half is
     turned or flipped: orientation carries no class, and this small network prefers the
-    orientation of its untouched half (each dihedral view of the test set reads 0.3-1.3
+    orientation of its untouched half (each other dihedral view of the test set reads 0.4-1.0
     points under the untouched one). Runs in the training process: no worker copies."""
     import keras
     from .finetune import augmented_epoch
