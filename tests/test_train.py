@@ -105,6 +105,10 @@ def test_the_long_cnn_runs_are_shown_when_finished_and_never_trained_by_table3(
     assert r.exit_code == 0, r.stderr
     info = json.loads((out / "improved-cnn-augmented" / "model.json").read_text())
     assert info["name"] == "improved-cnn-augmented" and info["augmented"] is True
+    # --turn-clean alone has nothing to turn: refused in one line
+    r = run_cli("train", "cnn", "--data", trained["data"], "--split", trained["split"],
+                "--out", out / "x", "--turn-clean")
+    assert r.exit_code == 2 and "give both" in r.stderr and not (out / "x").exists()
     # it learnt on inputs scaled to the training images' white point: its bundle takes that one
     assert len(info["white_point"]["target"]) == 3 and "learnt" in info["white_point"]["measured_on"]
     r = run_cli("train", "table3", "--data", trained["data"], "--split", trained["split"],

@@ -71,6 +71,9 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
 
     An interrupted run resumes from OUT/backup when started again with the same arguments.
     """
+    if turn_clean and not augment:
+        fail("--turn-clean turns the images --augment leaves clean: give both",
+             exitcodes.USAGE)
     if no_early_stopping:
         patience = None
     _quiet_tf()
