@@ -254,7 +254,7 @@ cnn-augmented: $(STAMP)
 	    --out $(RUNS)/paper/improved-cnn-augmented --epochs 200 --patience 40 --augment --white-point
 
 # A candidate for that row: the clean half of each epoch turned or flipped too (about 80
-# minutes; resumes from OUT/backup). Not in Table 3 until it is measured better.
+# minutes; resumes from OUT/backup). Its own row of table3-cnn once finished.
 cnn-augmented-turned: $(STAMP)
 	$(BIN)/alledge train cnn --data $(DATA) --split results/splits/paper.csv \
 	    --out $(RUNS)/paper/improved-cnn-augmented-turned --epochs 200 --patience 40 --augment \
@@ -263,9 +263,9 @@ cnn-augmented-turned: $(STAMP)
 # Their Table 3 rows, beside the main table: results/paper/table3-cnn.* and their model files.
 table3-cnn: $(STAMP)
 	$(BIN)/alledge train table3 --data $(DATA) --split results/splits/paper.csv --out $(RUNS)/paper \
-	    --models improved-cnn-500,improved-cnn-augmented
+	    --models improved-cnn-500,improved-cnn-augmented,improved-cnn-augmented-turned
 	for ext in csv md json; do cp $(RUNS)/paper/table3.$$ext results/paper/table3-cnn.$$ext; done
-	for m in improved-cnn-500 improved-cnn-augmented; do \
+	for m in improved-cnn-500 improved-cnn-augmented improved-cnn-augmented-turned; do \
 	  if [ -f $(RUNS)/paper/$$m/metrics.json ]; then mkdir -p results/paper/models/$$m; \
 	    for f in metrics.json model.json history.csv train.log; do \
 	      if [ -f $(RUNS)/paper/$$m/$$f ]; then cp $(RUNS)/paper/$$m/$$f results/paper/models/$$m/; fi; done; fi; done
