@@ -523,6 +523,14 @@ def test_the_improved_cnn_long_runs():
     assert "white_point" not in info0 and info0["augmented"] is True
     claim(f"Without the white point the same recipe gave {pct(before['accuracy'])}% "
           f"(best validation epoch {info0['best_epoch']} of {info0['epochs_run']};")
+    turned = rows["improved-cnn-augmented-turned"]
+    info_t = load("paper/models/improved-cnn-augmented-turned/model.json")
+    assert info_t["clean_share_turned"] is True and turned["status"] == "ok"
+    acc = f"{float(turned['accuracy']):.2f} ({turned['accuracy_ci95'].replace('-', '–')})"
+    f1 = f"{float(turned['macro_f1']):.2f} ({turned['macro_f1_ci95'].replace('-', '–')})"
+    assert_row(table_row("Improved CNN + augmentation, clean half turned"), numbers(f"{acc} {f1}"))
+    claim(f"reaches {float(turned['accuracy']):.2f}% (best validation epoch {info_t['best_epoch']} "
+          f"of {info_t['epochs_run']}, {pct(info_t['best_val_accuracy'])}% on the validation")
     long = rows["improved-cnn-500"]
     info500 = load("paper/models/improved-cnn-500/model.json")
     assert long["status"] == "ok" and info500["epochs_run"] == 500
