@@ -222,10 +222,15 @@ def to_markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def _plots(report, out):
+def _pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
+
+
+def _plots(report, out):
+    plt = _pyplot()
     for bid, e in report["bundles"].items():
         safe = bid.replace("@", "-")
         names = list(e["changes"])
@@ -254,8 +259,7 @@ def _plots(report, out):
 
 def _matrix_plot(report, out, plt):
     """Every model (bundles, then baselines) x every change: points lost against clean."""
-    rows = [(bid.split("@")[0], e) for bid, e in report["bundles"].items()]
-    rows += [(f"{name} (no gates)", e) for name, e in report.get("baselines", {}).items()]
+    rows = _models(report)
     if not rows:
         return
     names = list(rows[0][1]["changes"])
@@ -271,6 +275,12 @@ def _matrix_plot(report, out, plt):
     fig.tight_layout()
     fig.savefig(out / "robustness-matrix.png", dpi=120)
     plt.close(fig)
+
+
+def _models(report):
+    """(label, entry) of every model of a report: its bundles, then its baselines."""
+    rows = [(bid.split("@")[0], e) for bid, e in report["bundles"].items()]
+    return rows + [(f"{name} (no gates)", e) for name, e in report.get("baselines", {}).items()]
 
 
 def combine(stress_dirs, out_dir):
@@ -305,17 +315,13 @@ def combine(stress_dirs, out_dir):
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "stress.json", report)
     (out / "matrix.md").write_text(matrix_markdown(report))
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    _matrix_plot(report, out, plt)
+    _matrix_plot(report, out, _pyplot())
     return report
 
 
 def matrix_markdown(report):
     """Changes x models: correct of all (%), unanswered counted wrong."""
-    cols = [(bid.split("@")[0], e) for bid, e in report["bundles"].items()]
-    cols += [(f"{name} (no gates)", e) for name, e in report.get("baselines", {}).items()]
+    cols = _models(report)
     lines = ["| change | " + " | ".join(name for name, _ in cols) + " |",
              "|---|" + "---|" * len(cols),
              "| none | " + " | ".join(f"{100 * e['clean']['correct_of_all']:.2f}"

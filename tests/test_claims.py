@@ -504,14 +504,18 @@ def test_the_default_s_colour_range_is_the_one_shipped():
     claim(f"widened by 10 levels ([{lo}, {hi}] for the default)")
 
 
+def _cnn_row_is_its_file(row, label):
+    acc = f"{float(row['accuracy']):.2f} ({row['accuracy_ci95'].replace('-', '–')})"
+    f1 = f"{float(row['macro_f1']):.2f} ({row['macro_f1_ci95'].replace('-', '–')})"
+    assert_row(table_row(label), numbers(f"{acc} {f1}"))
+
+
 def test_the_improved_cnn_long_runs():
     rows = {r["model"]: r for r in csv.DictReader(open(RESULTS / "paper" / "table3-cnn.csv"))}
     aug = rows["improved-cnn-augmented"]
     info = load("paper/models/improved-cnn-augmented/model.json")
     assert info["augmented"] is True and aug["status"] == "ok"
-    acc = f"{aug['accuracy']} ({aug['accuracy_ci95'].replace('-', '–')})"
-    f1 = f"{aug['macro_f1']} ({aug['macro_f1_ci95'].replace('-', '–')})"
-    assert_row(table_row("Improved CNN + augmentation"), numbers(f"{acc} {f1}"))
+    _cnn_row_is_its_file(aug, "Improved CNN + augmentation")
     claim(f"reaches {aug['accuracy']}%, not the 97.5%")
     assert "--white-point" in info["provenance"]["command"] and info["white_point"]
     claim(f"best validation epoch {info['best_epoch']} of {info['epochs_run']}, early stopping")
@@ -526,18 +530,14 @@ def test_the_improved_cnn_long_runs():
     turned = rows["improved-cnn-augmented-turned"]
     info_t = load("paper/models/improved-cnn-augmented-turned/model.json")
     assert info_t["clean_share_turned"] is True and turned["status"] == "ok"
-    acc = f"{float(turned['accuracy']):.2f} ({turned['accuracy_ci95'].replace('-', '–')})"
-    f1 = f"{float(turned['macro_f1']):.2f} ({turned['macro_f1_ci95'].replace('-', '–')})"
-    assert_row(table_row("Improved CNN + augmentation, clean half turned"), numbers(f"{acc} {f1}"))
+    _cnn_row_is_its_file(turned, "Improved CNN + augmentation, clean half turned")
     claim(f"reaches {float(turned['accuracy']):.2f}% (best validation epoch {info_t['best_epoch']} "
           f"of {info_t['epochs_run']}, {pct(info_t['best_val_accuracy'])}% on the validation")
     long = rows["improved-cnn-500"]
     info500 = load("paper/models/improved-cnn-500/model.json")
     assert long["status"] == "ok" and info500["epochs_run"] == 500
     assert info500["early_stopping"] is False and info500["augmented"] is False
-    acc = f"{float(long['accuracy']):.2f} ({long['accuracy_ci95'].replace('-', '–')})"
-    f1 = f"{float(long['macro_f1']):.2f} ({long['macro_f1_ci95'].replace('-', '–')})"
-    assert_row(table_row("Improved CNN (paper recipe, 500 epochs)"), numbers(f"{acc} {f1}"))
+    _cnn_row_is_its_file(long, "Improved CNN (paper recipe, 500 epochs)")
     claim(f"no early stopping, reaches {float(long['accuracy']):.2f}%")
     claim(f"best validation epoch, {info500['best_epoch']} of 500 "
           f"({pct(info500['best_val_accuracy'])}% on the validation part)")

@@ -23,7 +23,7 @@ import numpy as np
 
 from alledge.device.preprocess import apply_white_point
 
-from .capture_changes import augment
+from .capture_changes import augment, flip, rotate90
 
 DEFAULT_EPOCHS = 6
 DEFAULT_TRAIN_BLOCKS = 5      # Lite0's last two stages: blocks 11-15
@@ -63,8 +63,8 @@ def augmented_epoch(x, rng, clean_share=CLEAN_SHARE, white_point=None, turn_clea
 
 def dihedral(rgb, k):
     """View k (0-7) of a square image: k % 4 quarter turns, then a mirror when k >= 4."""
-    out = np.rot90(rgb, k % 4)
-    return np.ascontiguousarray(out[:, ::-1] if k >= 4 else out)
+    out = rotate90(rgb, None, k % 4)
+    return flip(out, None, 1) if k >= 4 else out
 
 
 def with_white_point(x, white_point):
