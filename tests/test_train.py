@@ -96,6 +96,18 @@ def test_table3_reuses_finished_models_and_lists_b0_to_b7_without_weights_as_not
     assert (trained["models"] / "table3.md").read_text().count("\n| ") == 3
 
 
+def test_the_cnn_can_keep_an_average_of_its_weights(trained, run_cli, tmp_path):
+    out = tmp_path / "ema"
+    r = run_cli("train", "cnn", "--data", trained["data"], "--split", trained["split"],
+                "--out", out, "--epochs", 2, "--augment", "--input-size", 96, "--ema")
+    assert r.exit_code == 0, r.stderr
+    info = json.loads((out / "model.json").read_text())
+    assert info["ema_momentum"] == 0.995 and info["augmented"] is True
+    # the kept weights are the averaged ones the checkpoint took, and they were tested
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and (out / "best.weights.h5").is_file()
+
+
 def test_the_long_cnn_runs_are_shown_when_finished_and_never_trained_by_table3(
         trained, run_cli, tmp_path):
     out = tmp_path / "models"

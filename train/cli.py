@@ -64,9 +64,12 @@ def _summary(name, metrics, out):
                    "on the device (the bundle takes it from the model).")
 @click.option("--turn-clean", is_flag=True,
               help="With --augment: the images left clean each epoch are turned or flipped.")
+@click.option("--ema", is_flag=True,
+              help="Validate and keep an exponential moving average of the weights (about "
+                   "3 epochs) rather than the last epoch's.")
 @click.option("--seed", default=0, show_default=True, type=int)
 def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_size, input_size,
-        augment, white_point, turn_clean, seed):
+        augment, white_point, turn_clean, ema, seed):
     """The paper's Improved CNN, trained on the split's training part.
 
     An interrupted run resumes from OUT/backup when started again with the same arguments.
@@ -82,7 +85,7 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
     from .fit import fit_cnn_model
     metrics = _guard(fit_cnn_model, data_dir, rows, split_id, out, epochs, patience,
                      batch_size, input_size, seed, split_file=str(split_csv), augment=augment,
-                     white_point=white_point, turn_clean=turn_clean,
+                     white_point=white_point, turn_clean=turn_clean, ema=ema,
                      log=lambda m: click.echo(m, err=True))
     _summary("improved-cnn-augmented" if augment else "improved-cnn", metrics, out)
 

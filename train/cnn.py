@@ -17,6 +17,11 @@ DEFAULT_EPOCHS = 500      # the paper's
 DEFAULT_PATIENCE = 30     # stop when validation accuracy has not improved for this many epochs
 
 
+# An average over about 1 / (1 - momentum) = 200 steps: 3 epochs of the paper split's 2,051
+# training images at batch 32
+EMA_MOMENTUM = 0.995
+
+
 def build_improved_cnn(input_size=224, n_classes=4, seed=0):
     import keras
     from keras import layers
@@ -100,7 +105,8 @@ def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False
 
 
 def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, batch_size=32,
-              learning_rate=1e-3, seed=0, augment=False, white_point=None, turn_clean=False):
+              learning_rate=1e-3, seed=0, augment=False, white_point=None, turn_clean=False,
+              ema=False):
     """Fit the Improved CNN; keeps the weights of the epoch with the best validation accuracy.
 
     patience=None runs every epoch (the paper's recipe: no early stopping).
@@ -110,6 +116,9 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     more slowly, and a fixed 1e-3 keeps it bouncing.
     white_point: every input (training, after its augmentation, and validation) is scaled
     to it, as the device scales it (alledge.device.preprocess.apply_white_point).
+    ema: the weights validated, checkpointed and kept are an exponential moving average of
+    the trained ones (momentum EMA_MOMENTUM a step, about 3 epochs): on augmented epochs the
+    weights of any one epoch carry that epoch's random captures, their average less so.
 
     Returns (model, history dict). The best weights are also checkpointed to out_dir each
     time they improve, so an interrupted run keeps its best epoch.
@@ -119,7 +128,8 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     from .finetune import with_white_point
     tr, va = validation_split(y, 0.1, seed=42)
     model = build_improved_cnn(x.shape[1], seed=seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+    averaged = {"use_ema": True, "ema_momentum": EMA_MOMENTUM} if ema else {}
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, **averaged),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     # Decoded once into memory; tf.data shuffles and prefetches the uint8 arrays.
     if augment:
@@ -139,7 +149,9 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     earlier = read_history(history_csv) if resuming else {"val_accuracy": []}
     best_so_far = max(earlier["val_accuracy"], default=None)
     callbacks = [
-        keras.callbacks.BackupAndRestore(f"{out_dir}/backup"),
+        keras.callbacks.BackupAndRestore(f"{out_dir}/backup"),  # the trained weights
+        # then the averaged ones in the model for the checkpoint, until the next epoch begins
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []),
         keras.callbacks.ModelCheckpoint(ckpt, monitor="val_accuracy", save_best_only=True,
                                         save_weights_only=True,
                                         initial_value_threshold=best_so_far),
@@ -159,4 +171,5 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     return model, {"epochs_run": len(h["val_accuracy"]), "early_stopping": patience is not None, "best_epoch": best + 1,
                    "best_val_accuracy": float(h["val_accuracy"][best]), "augmented": bool(augment),
                    **({"clean_share_turned": True} if turn_clean else {}),
+                   **({"ema_momentum": EMA_MOMENTUM} if ema else {}),
                    "n_train": int(len(tr)), "n_val": int(len(va))}

@@ -23,7 +23,7 @@ def learnt_white_point(x_tr, log=print):
 
 def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32,
                   input_size=224, seed=0, split_file="", augment=False, white_point=False,
-                  turn_clean=False, log=print):
+                  turn_clean=False, ema=False, log=print):
     """The Improved CNN; with `white_point` it learns, and is tested, on inputs scaled to the
     training images' white point, and model.json carries it (as fit_finetuned_model)."""
     from .cnn import train_cnn
@@ -36,7 +36,7 @@ def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32
     wp = learnt_white_point(x_tr, log) if white_point else None
     t0 = time.time()
     model, info = train_cnn(x_tr, y_tr, out, epochs, patience, batch_size, seed=seed,
-                            augment=augment, white_point=wp, turn_clean=turn_clean)
+                            augment=augment, white_point=wp, turn_clean=turn_clean, ema=ema)
     model.save(out / KERAS_FILE)
     proba = model.predict(with_white_point(x_te, wp), batch_size=64, verbose=0)
     metrics = evaluate(y_te, proba.argmax(1))

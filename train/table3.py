@@ -21,6 +21,7 @@ PAPER = {
     "efficientnet-b6": (45.67, "40.9M"), "efficientnet-b7": (38.29, "64M"),
     "improved-cnn": (99.18, "8.1M"), "improved-cnn-500": (99.18, "8.1M"),
     "improved-cnn-augmented": (99.18, "8.1M"), "improved-cnn-augmented-turned": (99.18, "8.1M"),
+    "improved-cnn-augmented-ema": (99.18, "8.1M"),
 }
 # One-off runs with their own make targets (hours here): Table 3 shows them when their
 # directory holds a finished model, and never trains them itself.
@@ -29,11 +30,14 @@ LONG_RUNS = {"improved-cnn-500": "make cnn-500 (the paper's 500 epochs, no early
              "improved-cnn-augmented": "make cnn-augmented (up to 200 epochs on augmented "
                                        "captures: hours here)",
              "improved-cnn-augmented-turned": "make cnn-augmented-turned (the same, the clean "
-                                              "half turned too: hours here)"}
+                                              "half turned too: hours here)",
+             "improved-cnn-augmented-ema": "make cnn-augmented-ema (the same, weights "
+                                           "averaged: hours here)"}
 LABELS = {"improved-cnn": "Improved CNN (early stopping)",
           "improved-cnn-500": "Improved CNN (paper recipe, 500 epochs)",
           "improved-cnn-augmented": "Improved CNN + augmentation",
-          "improved-cnn-augmented-turned": "Improved CNN + augmentation, clean half turned"}
+          "improved-cnn-augmented-turned": "Improved CNN + augmentation, clean half turned",
+          "improved-cnn-augmented-ema": "Improved CNN + augmentation, weights averaged"}
 KERAS_WEIGHT_FILES = {name: f"{ctor.lower()}_notop.h5" for name, (ctor, _) in
                       KERAS_EFFICIENTNETS.items()}
 ALL_MODELS = [*KERAS_EFFICIENTNETS, *LITE, "improved-cnn", *LONG_RUNS, "colour-baseline"]
