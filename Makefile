@@ -159,20 +159,25 @@ demo-classify: demo-report
 	$(BIN)/alledge history --db $(DEMO)/results.db --limit 2
 
 # Device latency on this machine: the default bundle and the Improved CNN int8 bundle, on a
-# real dataset image, at 1 thread and at all threads; JSON into results/bench/.
+# real dataset image, at 1 thread and at all threads; JSON into results/bench/, each file named
+# for the bundle it timed (the manifest's name), so a new default never overwrites the record
+# of an earlier one (default-*.json: the previous default, efficientnet-lite0-svm-int8).
 BENCH_IMAGE ?= $(DATA)/Original/Pro/WBC-Malignant-Pro-011.jpg
 BENCH_CNN   ?= $(RUNS)/report-paper/bundles/improved-cnn-int8
 bench: $(STAMP)
 	mkdir -p results/bench
+	name=$$($(BIN)/python -c "import json; print(json.load(open('device/bundles/default/manifest.json'))['name'])") && \
 	for t in 1 $$(nproc); do \
-	  $(BIN)/alledge bench --runs 200 --threads $$t --image $(BENCH_IMAGE) --json > results/bench/default-$${t}t.json; \
-	  $(BIN)/alledge bench --runs 200 --threads $$t --image $(BENCH_IMAGE) --bundle $(BENCH_CNN) --json > results/bench/improved-cnn-int8-$${t}t.json; \
-	done
-	$(BIN)/alledge bench --runs 200 --threads 1 --json > results/bench/default-1t-640x480.json
-	@# The design card's older runtime, when `make venv-tflite` has made its environment.
+	  $(BIN)/alledge bench --runs 200 --threads $$t --image $(BENCH_IMAGE) --json > results/bench/$$name-$${t}t.json || exit 1; \
+	done && \
+	$(BIN)/alledge bench --runs 200 --threads 1 --json > results/bench/$$name-1t-640x480.json && \
 	if [ -x .venv-tflite/bin/alledge ]; then for t in 1 $$(nproc); do \
-	  .venv-tflite/bin/alledge bench --runs 200 --threads $$t --image $(BENCH_IMAGE) --json > results/bench/default-$${t}t-tflite-runtime.json; \
-	done; fi
+	  .venv-tflite/bin/alledge bench --runs 200 --threads $$t --image $(BENCH_IMAGE) --json > results/bench/$$name-$${t}t-tflite-runtime.json || exit 1; \
+	done; else echo "no .venv-tflite (make venv-tflite): the design card's older runtime not timed"; fi
+	@# The report's Improved CNN int8 bundle, when `make reproduce-paper` has made it.
+	if [ -d $(BENCH_CNN) ]; then for t in 1 $$(nproc); do \
+	  $(BIN)/alledge bench --runs 200 --threads $$t --image $(BENCH_IMAGE) --bundle $(BENCH_CNN) --json > results/bench/improved-cnn-int8-$${t}t.json || exit 1; \
+	done; else echo "no $(BENCH_CNN) (make reproduce-paper makes it): the Improved CNN not timed"; fi
 
 clean-demo:
 	rm -rf $(DEMO)
