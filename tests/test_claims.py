@@ -487,6 +487,24 @@ def test_the_model_trained_on_the_white_point_is_not_the_default():
     assert worst(t) < worst(b)   # the README's reason for not shipping it
 
 
+def test_the_default_s_make_bench_sentence():
+    name = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())[
+        "name"]
+    files = {k: load(f"bench/{name}-{k}.json") for k in ("1t", "2t", "1t-tflite-runtime",
+                                                          "1t-640x480")}
+    assert {f["bundle"].split("@")[0] for f in files.values()} == {name}
+    b = {k: {s: v["median_ms"] for s, v in f["stages"].items()} for k, f in files.items()}
+    one = b["1t"]
+    claim(f"end to end {one['end_to_end']:.2f} ms at one thread ({b['2t']['end_to_end']:.2f} at "
+          f"two), of which the model run (invoke) {one['invoke']:.2f} ms; decode "
+          f"{one['decode']:.2f}, quality {one['quality']:.2f}, scale {one['scale']:.2f}, tiling "
+          f"{one['tiling']:.2f}, preprocess {one['preprocess']:.2f} (with the white point), "
+          f"out-of-domain {one['ood']:.2f}.")
+    rt = b["1t-tflite-runtime"]
+    claim(f"it takes {rt['end_to_end']:.2f} ms, the model run {rt['invoke']:.2f}.")
+    claim(f"takes {b['1t-640x480']['end_to_end']:.2f} ms end to end")
+
+
 def test_the_fine_tuned_default_bench_sentence():
     b = lambda f: {k: v["median_ms"] for k, v in load(f"bench/{f}.json")["stages"].items()}
     a, two, n = b("finetuned-default-1t"), b("finetuned-default-2t"), b(
