@@ -161,13 +161,18 @@ def ordinary(rgb, rng):
     return fn(np.ascontiguousarray(rgb), rng, levels["moderate"])
 
 
-def augment(rgb, rng):
+def augment(rgb, rng, max_gain=None):
     """A random ordinary capture: a chain of changes, each with a random strength up to
-    'strong'. Used to augment training images (features of several copies per image)."""
+    'strong'. Used to augment training images (features of several copies per image).
+    `max_gain`: exposure gains drawn log-uniform from 0.75 to it (brightening and darkening
+    by a factor as likely), rather than uniform from 0.75 to 1.3: a model that has seen
+    overexposed fields, their background clipped, reads them (alledge.convert.gate)."""
     out = rotate90(rgb, rng, rng.integers(4))
     if rng.random() < 0.5:
         out = flip(out, rng, 1)
-    out = exposure(out, rng, rng.uniform(0.75, 1.3))
+    gain = (rng.uniform(0.75, 1.3) if max_gain is None
+            else float(np.exp(rng.uniform(np.log(0.75), np.log(max_gain)))))
+    out = exposure(out, rng, gain)
     out = gamma(out, rng, rng.uniform(0.75, 1.3))
     out = white_balance(out, rng, rng.uniform(0.9, 1.1, 3))
     if rng.random() < 0.5:

@@ -101,7 +101,10 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
 @click.option("--white-point", is_flag=True,
               help="Scale every input to the training images' white point, in training as "
                    "on the device (the bundle takes it from the model).")
-def finetune(data_dir, split_csv, out, epochs, train_blocks, seed, white_point):
+@click.option("--max-gain", type=click.FloatRange(1.1, 3.0),
+              help="Augment with exposure gains up to this, drawn log-uniform from 0.75 "
+                   "(default: uniform 0.75-1.3).")
+def finetune(data_dir, split_csv, out, epochs, train_blocks, seed, white_point, max_gain):
     """EfficientNet-Lite0 fine-tuned end to end on augmented captures (a 'cnn' model)."""
     _quiet_tf()
     require("tensorflow", "train")
@@ -109,7 +112,7 @@ def finetune(data_dir, split_csv, out, epochs, train_blocks, seed, white_point):
     from .fit import fit_finetuned_model
     metrics = _guard(fit_finetuned_model, data_dir, rows, split_id, out, epochs, train_blocks,
                      seed, split_file=str(split_csv), white_point=white_point,
-                     log=lambda m: click.echo(m, err=True))
+                     max_gain=max_gain, log=lambda m: click.echo(m, err=True))
     _summary("efficientnet-lite0-finetuned", metrics, out)
 
 

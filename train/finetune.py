@@ -47,14 +47,15 @@ def build_finetune_model(backbone, n_classes=4, train_blocks=DEFAULT_TRAIN_BLOCK
     return keras.Model(backbone.input, out, name="efficientnet_lite0_finetuned")
 
 
-def augmented_epoch(x, rng, clean_share=CLEAN_SHARE, white_point=None, turn_clean=False):
+def augmented_epoch(x, rng, clean_share=CLEAN_SHARE, white_point=None, turn_clean=False,
+                    max_gain=None):
     """A new random capture of every image; `clean_share` of them left as they are (with
     `turn_clean`, only turned and flipped: one of the square's 8 views at random). With a
     white point, every image (clean or not) is then scaled to it, as the device will."""
     out = x.copy()
     captured = rng.random(len(x)) >= clean_share
     for i in np.nonzero(captured)[0]:
-        out[i] = augment(x[i], rng)
+        out[i] = augment(x[i], rng, max_gain)
     if turn_clean:
         for i in np.nonzero(~captured)[0]:
             out[i] = dihedral(x[i], int(rng.integers(8)))
@@ -75,9 +76,11 @@ def with_white_point(x, white_point):
 
 
 def finetune(x, y, out_dir, backbone, epochs=DEFAULT_EPOCHS, train_blocks=DEFAULT_TRAIN_BLOCKS,
-             batch_size=32, learning_rate=3e-4, seed=0, white_point=None, log=print):
+             batch_size=32, learning_rate=3e-4, seed=0, white_point=None, max_gain=None,
+             log=print):
     """Returns (model with the best validation epoch's weights, info dict). With a
-    `white_point`, the network learns from (and is validated on) inputs scaled to it."""
+    `white_point`, the network learns from (and is validated on) inputs scaled to it;
+    `max_gain`: the augmentation's exposures reach it (capture_changes.augment)."""
     import keras
     from .cnn import validation_split
     tr, va = validation_split(y, 0.1, seed=42)
@@ -90,7 +93,7 @@ def finetune(x, y, out_dir, backbone, epochs=DEFAULT_EPOCHS, train_blocks=DEFAUL
     x_va = with_white_point(x[va], white_point)
     for epoch in range(1, epochs + 1):
         t0 = time.time()
-        xa = augmented_epoch(x[tr], rng, white_point=white_point)
+        xa = augmented_epoch(x[tr], rng, white_point=white_point, max_gain=max_gain)
         h = model.fit(xa, y[tr], batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
         _, val_acc = model.evaluate(x_va, y[va], batch_size=64, verbose=0)
         dt = time.time() - t0
@@ -109,4 +112,5 @@ def finetune(x, y, out_dir, backbone, epochs=DEFAULT_EPOCHS, train_blocks=DEFAUL
                    "trainable_params": trainable, "history": history,
                    "augmentation": f"alledge.train.capture_changes.augment, "
                                    f"{int(100 * (1 - CLEAN_SHARE))}% of images per epoch",
+                   **({"max_gain": max_gain} if max_gain is not None else {}),
                    "frozen": "blocks before the last train_blocks, every BatchNormalization"}

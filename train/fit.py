@@ -52,7 +52,7 @@ def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32
 
 
 def fit_finetuned_model(data_dir, rows, split_id, out, epochs, train_blocks, seed=0,
-                        split_file="", white_point=False, log=print):
+                        split_file="", white_point=False, max_gain=None, log=print):
     """EfficientNet-Lite0 fine-tuned on augmented captures (alledge.train.finetune). With
     `white_point`, every input is scaled to the training images' white point (the median of
     each channel's 75th percentile) after its augmentation: the model learns what the device
@@ -69,7 +69,7 @@ def fit_finetuned_model(data_dir, rows, split_id, out, epochs, train_blocks, see
     wp = learnt_white_point(x_tr, log) if white_point else None
     t0 = time.time()
     model, info = finetune(x_tr, y_tr, out, backbone, epochs, train_blocks, seed=seed,
-                           white_point=wp, log=log)
+                           white_point=wp, max_gain=max_gain, log=log)
     model.save(out / KERAS_FILE)
     proba = model.predict(with_white_point(x_te, wp), batch_size=64, verbose=0)
     metrics = evaluate(y_te, proba.argmax(1))
