@@ -57,3 +57,19 @@ def test_augment_draws_different_captures_from_one_generator(smear):
     rng = np.random.default_rng(0)
     a, b = cc.augment(smear, rng), cc.augment(smear, rng)
     assert a.shape == smear.shape and not np.array_equal(a, b)
+
+
+def test_augment_brightens_up_to_the_gain_it_is_given(smear, monkeypatch):
+    gains = []
+    real = cc.exposure
+    monkeypatch.setattr(cc, "exposure", lambda rgb, rng, g: gains.append(g) or real(rgb, rng, g))
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        cc.augment(smear, rng)
+    assert 0.75 <= min(gains) and max(gains) <= 1.3            # the shipped recipe's range
+    gains.clear()
+    for _ in range(200):
+        cc.augment(smear, rng, max_gain=1.8)
+    assert 0.75 <= min(gains) and 1.6 < max(gains) <= 1.8
+    # log-uniform: as likely to darken by a factor as to brighten by it, about x1.16 midway
+    assert abs(np.median(gains) - np.sqrt(0.75 * 1.8)) < 0.1

@@ -133,6 +133,23 @@ def test_quality_threshold_stops_at_the_first_bin_the_model_cannot_read():
     assert t == 0.7
 
 
+def test_the_quality_gate_leaves_to_the_later_gates_what_they_refuse(default_classifier):
+    # the quality thresholds are fitted on mistakes: a field a later gate (no white cell,
+    # stain colour, out-of-domain score) refuses is not one
+    from alledge.convert.gate import _read, later_gates
+    c = default_classifier
+    noise = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    wrong = int(np.argmax(c.to_probabilities(c.infer(c.prepare(noise))))) - 1
+    measures, ok = _read(c, noise, wrong)
+    assert not ok and set(measures) >= {"clipped", "sharpness"}
+    m = c.bundle.manifest
+    with np.load(c.bundle.path / m["ood"]["file"], allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    refuses = later_gates(c, arrays, m["ood"]["threshold"], m["colour"])
+    assert _read(c, noise, wrong, refuses) == (measures, True)   # noise: out of domain
+    assert _read(c, noise, wrong, lambda rgb, x, out: False)[1] is False
+
+
 def _jpeg(rgb):
     return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
 
