@@ -82,9 +82,11 @@ def test_a_model_that_learnt_a_white_point_brings_it_to_its_bundle(tmp_path, cli
     cli = cli_ok
     data, split = _synth_split(cli, tmp_path)
     cli("train", "finetune", "--data", data, "--split", split, "--out", tmp_path / "ft",
-        "--epochs", 1, "--white-point")
-    wp = json.loads((tmp_path / "ft" / "model.json").read_text())["white_point"]
+        "--epochs", 1, "--white-point", "--max-gain", 1.8)
+    info = json.loads((tmp_path / "ft" / "model.json").read_text())
+    wp = info["white_point"]
     assert wp["percentile"] == 75 and len(wp["target"]) == 3
+    assert info["max_gain"] == 1.8       # its augmentation brightened up to x1.8
     # no --white-point asked: the model's own is the bundle's, not a fresh measurement
     cli("convert", tmp_path / "ft", "--out", tmp_path / "bundle", "--quant", "int8",
         "--data", data, "--split", split, "--calibration", 20)
