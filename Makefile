@@ -244,6 +244,7 @@ default-candidate: $(STAMP)
 	cp $(CAND_DIR)/metrics.json $(CAND_DIR)/model.json results/candidate-gain18/
 	$(BIN)/alledge convert $(CAND_DIR) --out $(CAND_BUNDLE) --quant int8 --data $(DATA) --white-point
 	$(BIN)/alledge scale $(CAND_BUNDLE) --data $(DATA) --split results/splits/paper.csv
+	cp $(CAND_BUNDLE)/manifest.json results/candidate-gain18/bundle-manifest.json
 	$(BIN)/alledge evaluate --bundle $(CAND_BUNDLE) --data $(DATA) --split results/splits/paper.csv \
 	    --out results/candidate-gain18/int8-gated-test.json
 	$(BIN)/alledge stress --bundle $(CAND_BUNDLE) --data $(DATA) --split results/splits/paper.csv \

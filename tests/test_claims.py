@@ -395,6 +395,36 @@ def test_robustness_tables_are_the_stress_files():
                                       pct(x["out_of_domain"], 1), pct(x["rejected"], 1)])
 
 
+def test_the_candidate_default_paragraph():
+    cand, b = _stress("candidate-gain18"), _stress("paper")
+    info = load("candidate-gain18/model.json")
+    assert info["max_gain"] == 1.8 and "--max-gain 1.8" in info["provenance"]["command"]
+    claim(f"Keras {pct(load('candidate-gain18/metrics.json')['accuracy'])}% on the paper test split")
+    ev, ev0 = load("candidate-gain18/int8-gated-test.json"), load("default/paper-test.json")
+    claim(f"gated int8 {pct(ev['accuracy'])}% correct of all on the test files "
+          f"(`int8-gated-test.json`; the default {pct(ev0['accuracy'])}%).")
+    q = load("candidate-gain18/bundle-manifest.json")["quality"]
+    q0 = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())[
+        "quality"]
+    assert "later gate" in q["handled_well"]
+    claim(f"clipped up to {q['max_clipped']:g} (the default {q0['max_clipped']:g}), and "
+          f"contrast {q['min_contrast']:g} and brightness {q['min_brightness']:g}, their floors")
+    d = lambda x, k: f"{100 * x['changes'][k + '/moderate']['drop']:.2f}"
+    claim(f"Exposure x1.15 costs it {d(cand, 'exposure_up')} points (the default "
+          f"{d(b, 'exposure_up')}), blur {d(cand, 'blur')} ({d(b, 'blur')}), zoom 0.8 "
+          f"{d(cand, 'zoom_out')} ({d(b, 'zoom_out')}); but a 1.25 zoom {d(cand, 'zoom_in')} "
+          f"({d(b, 'zoom_in')}), most of it out-of-domain flags "
+          f"({pct(cand['changes']['zoom_in/moderate']['out_of_domain'], 1)}% of those")
+    worst = lambda x: min(v["correct_of_all"] for k, v in x["changes"].items()
+                          if k.endswith("/moderate"))
+    assert worst(cand) > worst(b)     # "it edges the default"
+    claim(f"Its worst moderate case is {pct(worst(cand))}%, against the default's "
+          f"{pct(worst(b))}%; clean after JPEG 95 it\n  is {pct(cand['clean']['correct_of_all'])}% "
+          f"({pct(b['clean']['correct_of_all'])}%), and it answers "
+          f"{pct(cand['other']['synthetic']['answered'], 1)}% of the synthetic smears "
+          f"({pct(b['other']['synthetic']['answered'], 1)}%).")
+
+
 def test_the_improved_cnn_s_column_and_the_matrix():
     cnn, b = _stress("improved-cnn-augmented"), _stress("paper")
     info = load("paper/models/improved-cnn-augmented/model.json")
