@@ -244,7 +244,10 @@ default-candidate: $(STAMP)
 	cp $(CAND_DIR)/metrics.json $(CAND_DIR)/model.json results/candidate-gain18/
 	$(BIN)/alledge convert $(CAND_DIR) --out $(CAND_BUNDLE) --quant int8 --data $(DATA) --white-point
 	$(BIN)/alledge scale $(CAND_BUNDLE) --data $(DATA) --split results/splits/paper.csv
-	cp $(CAND_BUNDLE)/manifest.json results/candidate-gain18/bundle-manifest.json
+	$(BIN)/python -c "import json, sys; from alledge.device.provenance import provenance; \
+	    m = json.load(open(sys.argv[1])); json.dump({'bundle': m['name'], 'quality': m['quality'], \
+	    'ood_threshold': m['ood']['threshold'], 'provenance': provenance('make default-candidate')}, \
+	    open(sys.argv[2], 'w'), indent=1)" $(CAND_BUNDLE)/manifest.json results/candidate-gain18/bundle-gates.json
 	$(BIN)/alledge evaluate --bundle $(CAND_BUNDLE) --data $(DATA) --split results/splits/paper.csv \
 	    --out results/candidate-gain18/int8-gated-test.json
 	$(BIN)/alledge stress --bundle $(CAND_BUNDLE) --data $(DATA) --split results/splits/paper.csv \

@@ -403,7 +403,7 @@ def test_the_candidate_default_paragraph():
     ev, ev0 = load("candidate-gain18/int8-gated-test.json"), load("default/paper-test.json")
     claim(f"gated int8 {pct(ev['accuracy'])}% correct of all on the test files "
           f"(`int8-gated-test.json`; the default {pct(ev0['accuracy'])}%).")
-    q = load("candidate-gain18/bundle-manifest.json")["quality"]
+    q = load("candidate-gain18/bundle-gates.json")["quality"]
     q0 = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())[
         "quality"]
     assert "later gate" in q["handled_well"]
