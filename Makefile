@@ -263,6 +263,10 @@ grouped-candidate: $(STAMP)
 	cp $(GCAND_DIR)/metrics.json results/candidate-gain18/grouped-metrics.json
 	$(BIN)/alledge convert $(GCAND_DIR) --out $(GCAND_BUNDLE) --quant int8 --data $(DATA) --white-point
 	$(BIN)/alledge scale $(GCAND_BUNDLE) --data $(DATA) --split results/splits/grouped.csv
+	$(BIN)/python -c "import json, sys; from alledge.device.provenance import provenance; \
+	    m = json.load(open(sys.argv[1])); json.dump({'bundle': m['name'], 'quality': m['quality'], \
+	    'ood_threshold': m['ood']['threshold'], 'provenance': provenance('make grouped-candidate')}, \
+	    open(sys.argv[2], 'w'), indent=1)" $(GCAND_BUNDLE)/manifest.json results/candidate-gain18/grouped-bundle-gates.json
 	$(BIN)/alledge evaluate --bundle $(GCAND_BUNDLE) --data $(DATA) --split results/splits/grouped.csv \
 	    --out results/candidate-gain18/grouped-int8-gated-test.json
 	$(BIN)/alledge stress --bundle $(GCAND_BUNDLE) --data $(DATA) --split results/splits/grouped.csv \

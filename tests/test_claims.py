@@ -430,6 +430,24 @@ def test_the_candidate_default_paragraph():
           f"({pct(b['other']['synthetic']['answered'], 1)}%).")
 
 
+def test_the_candidate_on_the_grouped_split():
+    cand, base = _stress("candidate-gain18-grouped"), _stress("grouped-finetuned")
+    keras = load("candidate-gain18/grouped-metrics.json")["accuracy"]
+    keras0 = load("grouped/finetune-model/metrics.json")["accuracy"]
+    ev = load("candidate-gain18/grouped-int8-gated-test.json")["accuracy"]
+    ev0 = load("grouped/finetuned-int8-gated-test.json")["accuracy"]
+    claim(f"Keras\n  {pct(keras)}% (the default's recipe {pct(keras0)}%), gated int8 {pct(ev)}% "
+          f"correct of all ({pct(ev0)}%)")
+    up = lambda x: f"{100 * x['changes']['exposure_up/moderate']['drop']:.2f}"
+    clipped = load("candidate-gain18/grouped-bundle-gates.json")["quality"]["max_clipped"]
+    claim(f"its\n  fitted gate keeps clipped at {clipped:g}, so exposure x1.15 still costs "
+          f"{up(cand)} points ({up(base)})")
+    claim(f"worst moderate case is better, {pct(_worst_moderate(cand))}% against "
+          f"{pct(_worst_moderate(base))}%")
+    claim(f"answers {pct(cand['other']['synthetic']['answered'], 1)}% of the synthetic smears "
+          f"({pct(base['other']['synthetic']['answered'], 1)}%)")
+
+
 def test_the_improved_cnn_s_column_and_the_matrix():
     cnn, b = _stress("improved-cnn-augmented"), _stress("paper")
     info = load("paper/models/improved-cnn-augmented/model.json")
