@@ -235,42 +235,32 @@ default-bundle: $(STAMP)
 
 # A candidate for the default: the same recipe with exposures up to x1.8 in its augmentation
 # (its quality gate then lets ordinary brightening through); its figures and robustness in
-# results/candidate-gain18/ and results/stress/candidate-gain18/ (about 25 minutes here).
-CAND_DIR := $(RUNS)/paper/efficientnet-lite0-finetuned-12-gain18
-CAND_BUNDLE := $(RUNS)/paper/bundle-ft12-gain18-int8
+# results/candidate-gain18/ and results/stress/candidate-gain18/ (about 25 minutes here), and
+# the same on the grouped split (results/candidate-gain18/grouped-*,
+# results/stress/candidate-gain18-grouped/).
+# $(1): split, $(2): model dir, $(3): bundle dir, $(4): prefix of its result files, $(5): stress
+# dir, $(6): the target (its gate thresholds' provenance)
+define CANDIDATE_RECIPE
+	$(BIN)/alledge train finetune --data $(DATA) --split results/splits/$(1).csv --out $(2) --epochs 12 --max-gain 1.8
+	mkdir -p results/candidate-gain18
+	cp $(2)/metrics.json results/candidate-gain18/$(4)metrics.json
+	cp $(2)/model.json results/candidate-gain18/$(4)model.json
+	$(BIN)/alledge convert $(2) --out $(3) --quant int8 --data $(DATA) --white-point
+	$(BIN)/alledge scale $(3) --data $(DATA) --split results/splits/$(1).csv
+	$(BIN)/python -c "import json, sys; from alledge.device.provenance import provenance; \
+	    m = json.load(open(sys.argv[1])); json.dump({'bundle': m['name'], 'quality': m['quality'], \
+	    'ood_threshold': m['ood']['threshold'], 'provenance': provenance('make $(6)')}, \
+	    open(sys.argv[2], 'w'), indent=1)" $(3)/manifest.json results/candidate-gain18/$(4)bundle-gates.json
+	$(BIN)/alledge evaluate --bundle $(3) --data $(DATA) --split results/splits/$(1).csv \
+	    --out results/candidate-gain18/$(4)int8-gated-test.json
+	$(BIN)/alledge stress --bundle $(3) --data $(DATA) --split results/splits/$(1).csv \
+	    --bccd $(BCCD) --out results/stress/$(5)
+endef
 default-candidate: $(STAMP)
-	$(BIN)/alledge train finetune --data $(DATA) --split results/splits/paper.csv --out $(CAND_DIR) --epochs 12 --max-gain 1.8
-	mkdir -p results/candidate-gain18
-	cp $(CAND_DIR)/metrics.json $(CAND_DIR)/model.json results/candidate-gain18/
-	$(BIN)/alledge convert $(CAND_DIR) --out $(CAND_BUNDLE) --quant int8 --data $(DATA) --white-point
-	$(BIN)/alledge scale $(CAND_BUNDLE) --data $(DATA) --split results/splits/paper.csv
-	$(BIN)/python -c "import json, sys; from alledge.device.provenance import provenance; \
-	    m = json.load(open(sys.argv[1])); json.dump({'bundle': m['name'], 'quality': m['quality'], \
-	    'ood_threshold': m['ood']['threshold'], 'provenance': provenance('make default-candidate')}, \
-	    open(sys.argv[2], 'w'), indent=1)" $(CAND_BUNDLE)/manifest.json results/candidate-gain18/bundle-gates.json
-	$(BIN)/alledge evaluate --bundle $(CAND_BUNDLE) --data $(DATA) --split results/splits/paper.csv \
-	    --out results/candidate-gain18/int8-gated-test.json
-	$(BIN)/alledge stress --bundle $(CAND_BUNDLE) --data $(DATA) --split results/splits/paper.csv \
-	    --bccd $(BCCD) --out results/stress/candidate-gain18
+	$(call CANDIDATE_RECIPE,paper,$(RUNS)/paper/efficientnet-lite0-finetuned-12-gain18,$(RUNS)/paper/bundle-ft12-gain18-int8,,candidate-gain18,default-candidate)
 
-# The candidate's recipe on the grouped split: its gated int8 figures and robustness in
-# results/candidate-gain18/grouped-* and results/stress/candidate-gain18-grouped/.
-GCAND_DIR := $(RUNS)/grouped/efficientnet-lite0-finetuned-12-gain18
-GCAND_BUNDLE := $(RUNS)/grouped/bundle-ft12-gain18-int8
 grouped-candidate: $(STAMP)
-	$(BIN)/alledge train finetune --data $(DATA) --split results/splits/grouped.csv --out $(GCAND_DIR) --epochs 12 --max-gain 1.8
-	mkdir -p results/candidate-gain18
-	cp $(GCAND_DIR)/metrics.json results/candidate-gain18/grouped-metrics.json
-	$(BIN)/alledge convert $(GCAND_DIR) --out $(GCAND_BUNDLE) --quant int8 --data $(DATA) --white-point
-	$(BIN)/alledge scale $(GCAND_BUNDLE) --data $(DATA) --split results/splits/grouped.csv
-	$(BIN)/python -c "import json, sys; from alledge.device.provenance import provenance; \
-	    m = json.load(open(sys.argv[1])); json.dump({'bundle': m['name'], 'quality': m['quality'], \
-	    'ood_threshold': m['ood']['threshold'], 'provenance': provenance('make grouped-candidate')}, \
-	    open(sys.argv[2], 'w'), indent=1)" $(GCAND_BUNDLE)/manifest.json results/candidate-gain18/grouped-bundle-gates.json
-	$(BIN)/alledge evaluate --bundle $(GCAND_BUNDLE) --data $(DATA) --split results/splits/grouped.csv \
-	    --out results/candidate-gain18/grouped-int8-gated-test.json
-	$(BIN)/alledge stress --bundle $(GCAND_BUNDLE) --data $(DATA) --split results/splits/grouped.csv \
-	    --bccd $(BCCD) --out results/stress/candidate-gain18-grouped
+	$(call CANDIDATE_RECIPE,grouped,$(RUNS)/grouped/efficientnet-lite0-finetuned-12-gain18,$(RUNS)/grouped/bundle-ft12-gain18-int8,grouped-,candidate-gain18-grouped,grouped-candidate)
 
 # The same recipe on the grouped split (no test image has a copy in its training part): its
 # figures in results/grouped/ and its robustness in results/stress/grouped-finetuned/.
@@ -312,11 +302,12 @@ cnn-augmented-ema: $(STAMP)
 	    --white-point --ema
 
 # Their Table 3 rows, beside the main table: results/paper/table3-cnn.* and their model files.
+CNN_RUNS := improved-cnn-500 improved-cnn-augmented improved-cnn-augmented-turned improved-cnn-augmented-ema
 table3-cnn: $(STAMP)
 	$(BIN)/alledge train table3 --data $(DATA) --split results/splits/paper.csv --out $(RUNS)/paper \
-	    --models improved-cnn-500,improved-cnn-augmented,improved-cnn-augmented-turned,improved-cnn-augmented-ema
+	    --models $(shell echo $(CNN_RUNS) | tr ' ' ',')
 	for ext in csv md json; do cp $(RUNS)/paper/table3.$$ext results/paper/table3-cnn.$$ext; done
-	for m in improved-cnn-500 improved-cnn-augmented improved-cnn-augmented-turned improved-cnn-augmented-ema; do \
+	for m in $(CNN_RUNS); do \
 	  if [ -f $(RUNS)/paper/$$m/metrics.json ]; then mkdir -p results/paper/models/$$m; \
 	    for f in metrics.json model.json history.csv train.log; do \
 	      if [ -f $(RUNS)/paper/$$m/$$f ]; then cp $(RUNS)/paper/$$m/$$f results/paper/models/$$m/; fi; done; fi; done
