@@ -46,3 +46,34 @@ def test_bench_times_the_scaled_stages(run_cli, tmp_path):
     stages = json.loads(r.output)["stages"]
     for key in ("decode", "quality", "scale", "tiling", "invoke", "end_to_end"):
         assert stages[key]["median_ms"] >= 0
+
+
+def test_a_single_field_out_of_domain_by_its_score_is_tried_at_nearby_zooms(run_cli, tmp_path):
+    # Drawn smears lie outside the shipped model's domain: nearly all are flagged by their
+    # out-of-domain score when read at their own scale (results/stress/: 1% answered).
+    from alledge.device.frames import FIELD_ZOOMS
+    from alledge.train.synth import write_synth
+    write_synth(tmp_path / "s", per_class=1, seed=7)
+    paths = sorted((tmp_path / "s").glob("*/*.jpg"))
+    lines = run_cli("classify", "--no-log", "--json", "--tiles", *paths).output.splitlines()
+    refined = [json.loads(line) for line in lines if '"refined"' in line]
+    assert refined
+    for record in refined:
+        zooms = record["tiles"]["zooms"]
+        tried = [z["zoom"] for z in zooms]
+        assert tried == [1.0, *FIELD_ZOOMS][:len(tried)] and len(tried) > 1
+        assert zooms[0]["status"] == "out_of_domain"  # read at its own scale first
+        best = min((z for z in zooms if z["ood_score"] is not None),
+                   key=lambda z: z["ood_score"])  # a zoom the quality gate refuses has none
+        assert record["scale"]["refined"] == best["zoom"]
+        assert record["ood_score"] == best["ood_score"]
+        assert record["status"] == ("ok" if best["status"] == "ok" else "out_of_domain")
+
+
+def test_a_single_field_read_in_domain_is_read_once(run_cli, tmp_path):
+    path = tmp_path / "field.jpg"
+    cv2.imwrite(str(path), smear(0))  # answered by the shipped model at its own scale
+    record = json.loads(run_cli("classify", "--no-log", "--json", "--tiles", path).output)
+    assert record["status"] == "ok"
+    assert "refined" not in record["scale"] and "zooms" not in record["tiles"]
+    assert len(record["tiles"]["classified"]) == 1
