@@ -17,7 +17,7 @@ RUNS   := runs
 DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi default-bundle default-candidate grouped-candidate grouped-recipe stress stress-baseline demo demo-data demo-check demo-split demo-train demo-report demo-classify \
+.PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi default-bundle grouped-recipe stress stress-baseline demo demo-data demo-check demo-split demo-train demo-report demo-classify \
         reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented cnn-augmented-turned cnn-augmented-ema stress-cnn matrix table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
 
 help:
@@ -219,63 +219,33 @@ check-claims: $(STAMP)
 # once (the cache serves the second split), then every model is converted at four levels.
 
 
-# The default bundle's recipe, on its own (about 15 minutes here, not part of `reproduce`):
-# EfficientNet-Lite0 fine-tuned on augmented captures, int8 with its gate, its training scale;
-# then its figures. CPU training is not bit-for-bit deterministic across machines: compare
-# results/default/paper-test.json before copying the bundle into device/bundles/default.
-FT_DIR := $(RUNS)/paper/efficientnet-lite0-finetuned-12
-FT_BUNDLE := $(RUNS)/paper/bundle-ft12-int8
-default-bundle: $(STAMP)
-	$(BIN)/alledge train finetune --data $(DATA) --split results/splits/paper.csv --out $(FT_DIR) --epochs 12
-	$(BIN)/alledge convert $(FT_DIR) --out $(FT_BUNDLE) --quant int8 --data $(DATA) --white-point
-	$(BIN)/alledge scale $(FT_BUNDLE) --data $(DATA) --split results/splits/paper.csv
-	$(BIN)/alledge evaluate --bundle $(FT_BUNDLE) --data $(DATA) --split results/splits/paper.csv \
-	    --out $(RUNS)/paper/bundle-ft12-int8-test.json
-	@echo "bundle: $(FT_BUNDLE); the shipped one: device/bundles/default (make eval-default)"
-
-# A candidate for the default: the same recipe with exposures up to x1.8 in its augmentation
-# (its quality gate then lets ordinary brightening through); its figures and robustness in
-# results/candidate-gain18/ and results/stress/candidate-gain18/ (about 25 minutes here), and
-# the same on the grouped split (results/candidate-gain18/grouped-*,
-# results/stress/candidate-gain18-grouped/).
-# $(1): split, $(2): model dir, $(3): bundle dir, $(4): prefix of its result files, $(5): stress
-# dir, $(6): the target (its gate thresholds' provenance)
-define CANDIDATE_RECIPE
+# The default bundle's recipe, on its own (about 25 minutes here, not part of `reproduce`):
+# EfficientNet-Lite0 fine-tuned 12 epochs on augmented captures, exposures up to x1.8
+# (--max-gain 1.8: its quality gate then lets ordinary brightening through), int8 with its
+# gate, its training scale; then its figures and robustness. CPU training is not bit-for-bit
+# deterministic across machines: compare the figures before copying the bundle into
+# device/bundles/default (then `make eval-default stress`).
+# $(1): split, $(2): model dir, $(3): bundle dir, $(4): where its model.json and metrics.json
+# are kept, $(5): its gated test figures, $(6): its stress folder
+define FT_RECIPE
 	$(BIN)/alledge train finetune --data $(DATA) --split results/splits/$(1).csv --out $(2) --epochs 12 --max-gain 1.8
-	mkdir -p results/candidate-gain18
-	cp $(2)/metrics.json results/candidate-gain18/$(4)metrics.json
-	cp $(2)/model.json results/candidate-gain18/$(4)model.json
+	mkdir -p $(4)
+	cp $(2)/metrics.json $(2)/model.json $(4)/
 	$(BIN)/alledge convert $(2) --out $(3) --quant int8 --data $(DATA) --white-point
 	$(BIN)/alledge scale $(3) --data $(DATA) --split results/splits/$(1).csv
-	$(BIN)/python -c "import json, sys; from alledge.device.provenance import provenance; \
-	    m = json.load(open(sys.argv[1])); json.dump({'bundle': m['name'], 'quality': m['quality'], \
-	    'ood_threshold': m['ood']['threshold'], 'provenance': provenance('make $(6)')}, \
-	    open(sys.argv[2], 'w'), indent=1)" $(3)/manifest.json results/candidate-gain18/$(4)bundle-gates.json
-	$(BIN)/alledge evaluate --bundle $(3) --data $(DATA) --split results/splits/$(1).csv \
-	    --out results/candidate-gain18/$(4)int8-gated-test.json
+	$(BIN)/alledge evaluate --bundle $(3) --data $(DATA) --split results/splits/$(1).csv --out $(5)
 	$(BIN)/alledge stress --bundle $(3) --data $(DATA) --split results/splits/$(1).csv \
-	    --bccd $(BCCD) --out results/stress/$(5)
+	    --bccd $(BCCD) --out $(6)
 endef
-default-candidate: $(STAMP)
-	$(call CANDIDATE_RECIPE,paper,$(RUNS)/paper/efficientnet-lite0-finetuned-12-gain18,$(RUNS)/paper/bundle-ft12-gain18-int8,,candidate-gain18,default-candidate)
-
-grouped-candidate: $(STAMP)
-	$(call CANDIDATE_RECIPE,grouped,$(RUNS)/grouped/efficientnet-lite0-finetuned-12-gain18,$(RUNS)/grouped/bundle-ft12-gain18-int8,grouped-,candidate-gain18-grouped,grouped-candidate)
+FT_BUNDLE := $(RUNS)/paper/bundle-ft12-gain18-int8
+default-bundle: $(STAMP)
+	$(call FT_RECIPE,paper,$(RUNS)/paper/efficientnet-lite0-finetuned-12-gain18,$(FT_BUNDLE),results/finetune/model,$(RUNS)/paper/bundle-ft12-gain18-int8-test.json,$(RUNS)/paper/stress-ft12-gain18)
+	@echo "bundle: $(FT_BUNDLE); the shipped one: device/bundles/default (make eval-default stress)"
 
 # The same recipe on the grouped split (no test image has a copy in its training part): its
 # figures in results/grouped/ and its robustness in results/stress/grouped-finetuned/.
-GFT_DIR := $(RUNS)/grouped/efficientnet-lite0-finetuned-12
-GFT_BUNDLE := $(RUNS)/grouped/bundle-ft12-int8
 grouped-recipe: $(STAMP)
-	$(BIN)/alledge train finetune --data $(DATA) --split results/splits/grouped.csv --out $(GFT_DIR) --epochs 12
-	mkdir -p results/grouped/finetune-model
-	cp $(GFT_DIR)/metrics.json $(GFT_DIR)/model.json results/grouped/finetune-model/
-	$(BIN)/alledge convert $(GFT_DIR) --out $(GFT_BUNDLE) --quant int8 --data $(DATA) --white-point
-	$(BIN)/alledge scale $(GFT_BUNDLE) --data $(DATA) --split results/splits/grouped.csv
-	$(BIN)/alledge evaluate --bundle $(GFT_BUNDLE) --data $(DATA) --split results/splits/grouped.csv \
-	    --out results/grouped/finetuned-int8-gated-test.json
-	$(BIN)/alledge stress --bundle $(GFT_BUNDLE) --data $(DATA) --split results/splits/grouped.csv \
-	    --bccd $(BCCD) --out results/stress/grouped-finetuned
+	$(call FT_RECIPE,grouped,$(RUNS)/grouped/efficientnet-lite0-finetuned-12-gain18,$(RUNS)/grouped/bundle-ft12-gain18-int8,results/grouped/finetune-model,results/grouped/finetuned-int8-gated-test.json,results/stress/grouped-finetuned)
 
 # The Improved CNN's two long runs (Table 3 rows of their own; not part of `reproduce`):
 # each resumes where it was stopped (OUT/backup); `make table3-cnn` then shows them.
@@ -331,10 +301,10 @@ stress-cnn: $(STAMP)
 # Every model's column side by side (nothing re-measured): results/stress/matrix/ and, for
 # the duplicate-grouped split, results/stress/matrix-grouped/
 matrix:
-	$(BIN)/alledge matrix results/stress/paper results/stress/previous-default \
+	$(BIN)/alledge matrix results/stress/paper results/stress/previous-finetuned results/stress/previous-default \
 	    results/stress/improved-cnn-augmented results/stress/colour-baseline/paper --out results/stress/matrix
-	$(BIN)/alledge matrix results/stress/grouped-finetuned results/stress/colour-baseline/grouped \
-	    --out results/stress/matrix-grouped
+	$(BIN)/alledge matrix results/stress/grouped-finetuned results/stress/grouped-previous-finetuned \
+	    results/stress/colour-baseline/grouped --out results/stress/matrix-grouped
 
 # The colour baseline under the same changes, on both splits (a minute; it has no bundle).
 stress-baseline: $(STAMP)
