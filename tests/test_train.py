@@ -147,3 +147,40 @@ def test_training_on_a_missing_split_is_one_line_and_exit_2(tmp_path, synth_data
                 "--out", tmp_path / "m")
     assert r.exit_code == exitcodes.USAGE
     assert r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+def test_soft_targets_mix_the_true_class_with_the_teacher_s_softened_probabilities():
+    from alledge.train.cnn import soft_targets
+    teacher = np.array([[0.90, 0.08, 0.01, 0.01], [0.05, 0.05, 0.10, 0.80]])
+    y = np.array([0, 2])           # the teacher is wrong on the second image
+    t = soft_targets(teacher, y, 4, share=0.5, temperature=2.0)
+    assert np.allclose(t.sum(axis=1), 1.0)
+    assert t[0].argmax() == 0 and t[1, 2] >= 0.5   # the true class keeps its share
+    softened = soft_targets(teacher, y, 4, share=1.0, temperature=2.0)
+    assert softened[0, 0] < 0.90 and softened[0, 1] > 0.08   # temperature 2 softens
+    assert np.allclose(soft_targets(teacher, y, 4, share=0.0), np.eye(4)[y])
+
+
+def test_the_cnn_can_learn_from_a_teacher_trained_on_the_same_split(trained, run_cli, tmp_path):
+    teacher = trained["models"] / "improved-cnn"
+    out = tmp_path / "distilled"
+    args = ("train", "cnn", "--data", trained["data"], "--split", trained["split"])
+    r = run_cli(*args, "--out", out, "--epochs", 1, "--augment", "--teacher", teacher)
+    assert r.exit_code == 0, r.stderr
+    info = json.loads((out / "model.json").read_text())
+    assert info["name"] == "improved-cnn-augmented-distilled"
+    assert info["teacher"]["split_id"] == trained["split_id"]
+    assert info["distilled"] == {"share": 0.5, "temperature": 2.0}
+    # it was tested on the split's test part, with its true classes
+    assert 0.0 <= json.loads((out / "metrics.json").read_text())["accuracy"] <= 1.0
+    # a teacher without captures to teach on, or from another split, is refused in one line
+    r = run_cli(*args, "--out", tmp_path / "x", "--teacher", teacher)
+    assert r.exit_code == 2 and "give both" in r.stderr
+    other = tmp_path / "other-teacher"
+    other.mkdir()
+    (other / "model.keras").write_bytes((teacher / "model.keras").read_bytes())
+    moved = {**json.loads((teacher / "model.json").read_text()), "split_id": "0" * 64}
+    (other / "model.json").write_text(json.dumps(moved))
+    r = run_cli(*args, "--out", tmp_path / "y", "--augment", "--teacher", other)
+    assert r.exit_code == 2 and "another split" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "y").exists()

@@ -67,9 +67,13 @@ def _summary(name, metrics, out):
 @click.option("--ema", is_flag=True,
               help="Validate and keep an exponential moving average of the weights (about "
                    "3 epochs) rather than the last epoch's.")
+@click.option("--teacher", type=click.Path(file_okay=False),
+              help="With --augment: a CNN model directory trained on the same split (the "
+                   "fine-tuned Lite0) whose probabilities on each augmented batch join the "
+                   "targets (distillation).")
 @click.option("--seed", default=0, show_default=True, type=int)
 def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_size, input_size,
-        augment, white_point, turn_clean, ema, seed):
+        augment, white_point, turn_clean, ema, teacher, seed):
     """The paper's Improved CNN, trained on the split's training part.
 
     An interrupted run resumes from OUT/backup when started again with the same arguments.
@@ -77,6 +81,8 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
     if turn_clean and not augment:
         fail("--turn-clean turns the images --augment leaves clean: give both",
              exitcodes.USAGE)
+    if teacher is not None and not augment:
+        fail("--teacher teaches on the captures --augment makes: give both", exitcodes.USAGE)
     if no_early_stopping:
         patience = None
     _quiet_tf()
@@ -86,7 +92,7 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
     metrics = _guard(fit_cnn_model, data_dir, rows, split_id, out, epochs, patience,
                      batch_size, input_size, seed, split_file=str(split_csv), augment=augment,
                      white_point=white_point, turn_clean=turn_clean, ema=ema,
-                     log=lambda m: click.echo(m, err=True))
+                     teacher_dir=teacher, log=lambda m: click.echo(m, err=True))
     _summary("improved-cnn-augmented" if augment else "improved-cnn", metrics, out)
 
 
@@ -189,6 +195,7 @@ def _guard(fn, *args, **kwargs):
     """Run a training step; known failures become one line and an exit code."""
     from alledge.device.images import ImageError
     from .backbones import WeightsUnavailable
+    from .fit import TeacherError
     from .lite import LiteWeightsMissing
     try:
         return fn(*args, **kwargs)
@@ -198,4 +205,6 @@ def _guard(fn, *args, **kwargs):
         fail(f"an image of the split cannot be read: {e} (run `alledge data check`)",
              exitcodes.USAGE)
     except FileNotFoundError as e:
+        fail(str(e), exitcodes.USAGE)
+    except TeacherError as e:
         fail(str(e), exitcodes.USAGE)

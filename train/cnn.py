@@ -74,13 +74,32 @@ def read_history(path):
     return cols
 
 
-def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False):
+# Distillation (--teacher): each target is DISTILL_SHARE of the teacher's probabilities,
+# softened at DISTILL_TEMPERATURE, and the rest the true class (Hinton et al. 2015, the soft
+# targets mixed rather than two losses weighed)
+DISTILL_SHARE = 0.5
+DISTILL_TEMPERATURE = 2.0
+
+
+def soft_targets(teacher_probs, y, n_classes, share=DISTILL_SHARE,
+                 temperature=DISTILL_TEMPERATURE):
+    """(n, C) teacher probabilities and true labels -> (n, C) targets that sum to one."""
+    logits = np.log(np.clip(np.asarray(teacher_probs, dtype=np.float64), 1e-7, 1.0)) / temperature
+    soft = np.exp(logits - logits.max(axis=1, keepdims=True))
+    soft /= soft.sum(axis=1, keepdims=True)
+    return ((1.0 - share) * np.eye(n_classes)[y] + share * soft).astype(np.float32)
+
+
+def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False,
+                      teacher=None, n_classes=4):
     """The training part as a Keras PyDataset that draws a new random capture of half the
     images each epoch (alledge.train.capture_changes.augment, as in the fine-tuning), in a
     new order, scaled to `white_point` when given. With `turn_clean` the other half is
     turned or flipped: orientation carries no class, and this small network prefers the
     orientation of its untouched half (each other dihedral view of the test set reads 0.4-1.0
-    points under the untouched one). Runs in the training process: no worker copies."""
+    points under the untouched one). With a `teacher` (a Keras model), the targets are
+    soft_targets of its probabilities on the very images of the batch, as the device would
+    feed them to it. Runs in the training process: no worker copies."""
     import keras
     from .finetune import augmented_epoch
 
@@ -95,8 +114,10 @@ def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False
 
         def __getitem__(self, i):
             idx = self.order[i * batch_size:(i + 1) * batch_size]
-            return (augmented_epoch(x[idx], self.rng, white_point=white_point, turn_clean=turn_clean),
-                    y[idx])
+            xb = augmented_epoch(x[idx], self.rng, white_point=white_point, turn_clean=turn_clean)
+            if teacher is None:
+                return xb, y[idx]
+            return xb, soft_targets(np.asarray(teacher.predict_on_batch(xb)), y[idx], n_classes)
 
         def on_epoch_end(self):
             self.order = self.rng.permutation(len(x))
@@ -106,7 +127,7 @@ def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False
 
 def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, batch_size=32,
               learning_rate=1e-3, seed=0, augment=False, white_point=None, turn_clean=False,
-              ema=False):
+              ema=False, teacher=None):
     """Fit the Improved CNN; keeps the weights of the epoch with the best validation accuracy.
 
     patience=None runs every epoch (the paper's recipe: no early stopping).
@@ -119,6 +140,10 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     ema: the weights validated, checkpointed and kept are an exponential moving average of
     the trained ones (momentum EMA_MOMENTUM a step, about 3 epochs): on augmented epochs the
     weights of any one epoch carry that epoch's random captures, their average less so.
+    teacher: with `augment`, a larger Keras model trained on the same training part whose
+    probabilities on each augmented batch join the targets (soft_targets): how sure it is,
+    and which class it would take second, under a capture change. The validation images
+    keep their true classes alone: the epoch kept is chosen on them, as without it.
 
     Returns (model, history dict). The best weights are also checkpointed to out_dir each
     time they improve, so an interrupted run keeps its best epoch.
@@ -129,16 +154,23 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     tr, va = validation_split(y, 0.1, seed=42)
     model = build_improved_cnn(x.shape[1], seed=seed)
     averaged = {"use_ema": True, "ema_momentum": EMA_MOMENTUM} if ema else {}
+    if teacher is not None and not augment:
+        raise ValueError("a teacher needs augment: its targets are made batch by batch")
+    n_classes = model.output_shape[-1]
+    # soft targets need the categorical loss; the validation labels go one-hot with them
+    loss = "categorical_crossentropy" if teacher is not None else "sparse_categorical_crossentropy"
+    y_val = np.eye(n_classes, dtype=np.float32)[y[va]] if teacher is not None else y[va]
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, **averaged),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss=loss, metrics=["accuracy"])
     # Decoded once into memory; tf.data shuffles and prefetches the uint8 arrays.
     if augment:
-        train_ds = augmented_batches(x[tr], y[tr], batch_size, seed, white_point, turn_clean)
+        train_ds = augmented_batches(x[tr], y[tr], batch_size, seed, white_point, turn_clean,
+                                     teacher, n_classes)
     else:
         train_ds = (tf.data.Dataset.from_tensor_slices((with_white_point(x[tr], white_point), y[tr]))
                     .shuffle(len(tr), seed=seed, reshuffle_each_iteration=True)
                     .batch(batch_size).prefetch(tf.data.AUTOTUNE))
-    val_ds = (tf.data.Dataset.from_tensor_slices((with_white_point(x[va], white_point), y[va]))
+    val_ds = (tf.data.Dataset.from_tensor_slices((with_white_point(x[va], white_point), y_val))
               .batch(64).prefetch(2))
     ckpt = f"{out_dir}/best.weights.h5"
     # A long run (the paper's 500 epochs, no early stopping) resumes where it was stopped:
@@ -172,4 +204,6 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
                    "best_val_accuracy": float(h["val_accuracy"][best]), "augmented": bool(augment),
                    **({"clean_share_turned": True} if turn_clean else {}),
                    **({"ema_momentum": EMA_MOMENTUM} if ema else {}),
+                   **({"distilled": {"share": DISTILL_SHARE, "temperature": DISTILL_TEMPERATURE}}
+                      if teacher is not None else {}),
                    "n_train": int(len(tr)), "n_val": int(len(va))}

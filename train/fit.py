@@ -23,12 +23,17 @@ def learnt_white_point(x_tr, log=print):
 
 def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32,
                   input_size=224, seed=0, split_file="", augment=False, white_point=False,
-                  turn_clean=False, ema=False, log=print):
+                  turn_clean=False, ema=False, teacher_dir=None, log=print):
     """The Improved CNN; with `white_point` it learns, and is tested, on inputs scaled to the
-    training images' white point, and model.json carries it (as fit_finetuned_model)."""
+    training images' white point, and model.json carries it (as fit_finetuned_model).
+    `teacher_dir`: a model directory of a larger CNN trained on this same split's training
+    part, whose probabilities join the targets (alledge.train.cnn.soft_targets)."""
     from .cnn import train_cnn
     from .finetune import with_white_point
     from .loader import load_arrays
+    # a teacher that cannot teach is refused before anything is read or written
+    teacher, taught = ((None, {}) if teacher_dir is None
+                       else _teacher(teacher_dir, split_id, input_size))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     x_tr, y_tr = load_arrays(data_dir, subset(rows, "train"), input_size)
@@ -36,12 +41,14 @@ def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32
     wp = learnt_white_point(x_tr, log) if white_point else None
     t0 = time.time()
     model, info = train_cnn(x_tr, y_tr, out, epochs, patience, batch_size, seed=seed,
-                            augment=augment, white_point=wp, turn_clean=turn_clean, ema=ema)
+                            augment=augment, white_point=wp, turn_clean=turn_clean, ema=ema,
+                            teacher=teacher)
     model.save(out / KERAS_FILE)
     proba = model.predict(with_white_point(x_te, wp), batch_size=64, verbose=0)
     metrics = evaluate(y_te, proba.argmax(1))
     _write_metrics(out, metrics, split_id)
-    name = "improved-cnn-augmented" if augment else "improved-cnn"
+    name = ("improved-cnn-augmented" if augment else "improved-cnn") + ("-distilled" if teacher is not None else "")
+    info.update(taught)
     write_model_info(out, kind="cnn", name=name, backbone="improved-cnn",
                      weights="trained", weights_id="trained", input_size=input_size,
                      params=int(model.count_params()), split_id=split_id, split_file=split_file,
@@ -49,6 +56,34 @@ def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32
                      patience=patience, batch_size=batch_size,
                      **({"white_point": wp} if wp else {}), **info)
     return metrics
+
+
+class TeacherError(ValueError):
+    """The --teacher directory cannot teach this run; the message says why."""
+
+
+def _teacher(model_dir, split_id, input_size):
+    """(the Keras model of a teacher's model directory, what model.json records of it).
+    A teacher that learnt from another split could have seen this split's test images."""
+    import keras
+    from .modeldir import read_model_info
+    try:
+        info = read_model_info(model_dir)
+    except (FileNotFoundError, ValueError) as e:
+        raise TeacherError(f"--teacher: {e}") from None
+    if info.get("kind") != "cnn" or not (Path(model_dir) / KERAS_FILE).is_file():
+        raise TeacherError(f"{model_dir}: a teacher must be a trained CNN model directory "
+                           f"(kind cnn, {KERAS_FILE})")
+    if info.get("split_id") != split_id:
+        raise TeacherError(f"{model_dir}: the teacher was trained on another split "
+                           f"({str(info.get('split_id'))[:12]}, this one {split_id[:12]}): it "
+                           "may have seen this split's test images")
+    if info.get("input_size") != input_size:
+        raise TeacherError(f"{model_dir}: the teacher reads {info.get('input_size')} px "
+                           f"inputs, this network {input_size}")
+    model = keras.saving.load_model(Path(model_dir) / KERAS_FILE)  # safe_mode: no code run
+    return model, {"teacher": {"name": info.get("name"), "dir": str(model_dir),
+                               "split_id": split_id}}
 
 
 def fit_finetuned_model(data_dir, rows, split_id, out, epochs, train_blocks, seed=0,
