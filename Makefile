@@ -18,7 +18,7 @@ DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
 .PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi default-bundle grouped-recipe stress stress-baseline demo demo-data demo-check demo-split demo-train demo-report demo-classify \
-        reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented cnn-augmented-turned cnn-augmented-ema cnn-augmented-distilled stress-cnn matrix table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
+        reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented cnn-augmented-turned cnn-augmented-ema cnn-augmented-distilled stress-cnn stress-previous matrix table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
 
 help:
 	@echo "make test                 run the tests (creates .venv when missing)"
@@ -296,6 +296,13 @@ stress: $(STAMP)
 	$(BIN)/alledge stress --data $(DATA) --split results/splits/paper.csv --bccd $(BCCD) \
 	    --out results/stress/paper
 
+# The previous default (the same recipe with the augmentation's first exposure draw, uniform
+# x0.75-1.3: runs/paper/bundle-ft12-int8) on the same device code as the default, the
+# single-field zoom retry included; results/stress/previous-finetuned/ is it before.
+stress-previous: $(STAMP)
+	$(BIN)/alledge stress --bundle $(RUNS)/paper/bundle-ft12-int8 --data $(DATA) \
+	    --split results/splits/paper.csv --bccd $(BCCD) --out results/stress/previous-finetuned-retry
+
 # The Improved CNN + augmentation (make cnn-augmented) as an int8 bundle with its gates,
 # under the same changes: its column of the robustness matrix (a few minutes).
 stress-cnn: $(STAMP)
@@ -308,7 +315,7 @@ stress-cnn: $(STAMP)
 # Every model's column side by side (nothing re-measured): results/stress/matrix/ and, for
 # the duplicate-grouped split, results/stress/matrix-grouped/
 matrix:
-	$(BIN)/alledge matrix results/stress/paper results/stress/previous-finetuned results/stress/previous-default \
+	$(BIN)/alledge matrix results/stress/paper results/stress/previous-finetuned-retry results/stress/previous-default \
 	    results/stress/improved-cnn-augmented results/stress/colour-baseline/paper --out results/stress/matrix
 	$(BIN)/alledge matrix results/stress/grouped-finetuned results/stress/grouped-previous-finetuned \
 	    results/stress/colour-baseline/grouped --out results/stress/matrix-grouped
