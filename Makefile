@@ -280,7 +280,8 @@ cnn-augmented-distilled: $(STAMP)
 	    --white-point --teacher $(RUNS)/paper/efficientnet-lite0-finetuned-12-gain18
 
 # Their Table 3 rows, beside the main table: results/paper/table3-cnn.* and their model files.
-CNN_RUNS := improved-cnn-500 improved-cnn-augmented improved-cnn-augmented-turned improved-cnn-augmented-ema
+CNN_RUNS := improved-cnn-500 improved-cnn-augmented improved-cnn-augmented-turned improved-cnn-augmented-ema \
+    improved-cnn-augmented-distilled
 table3-cnn: $(STAMP)
 	$(BIN)/alledge train table3 --data $(DATA) --split results/splits/paper.csv --out $(RUNS)/paper \
 	    --models $(shell echo $(CNN_RUNS) | tr ' ' ',')
