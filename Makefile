@@ -299,10 +299,14 @@ stress: $(STAMP)
 	    --out results/stress/paper
 
 # The previous default (the same recipe with the augmentation's first exposure draw, uniform
-# x0.75-1.3: runs/paper/bundle-ft12-int8) on the same device code as the default, the
+# x0.75-1.3), taken from git as it was shipped, on the same device code as the default, the
 # single-field zoom retry included; results/stress/previous-finetuned/ is it before.
+PREVIOUS_DEFAULT := $(RUNS)/paper/bundle-previous-default
 stress-previous: $(STAMP)
-	$(BIN)/alledge stress --bundle $(RUNS)/paper/bundle-ft12-int8 --data $(DATA) \
+	mkdir -p $(PREVIOUS_DEFAULT)
+	for f in manifest.json model.tflite ood.npz; do \
+	  git show 36a8cd4:device/bundles/default/$$f > $(PREVIOUS_DEFAULT)/$$f || exit 1; done
+	$(BIN)/alledge stress --bundle $(PREVIOUS_DEFAULT) --data $(DATA) \
 	    --split results/splits/paper.csv --bccd $(BCCD) --out results/stress/previous-finetuned-retry
 
 # The Improved CNN + augmentation (make cnn-augmented) as an int8 bundle with its gates,
