@@ -145,18 +145,28 @@ def _one_field(classifier, rgb, measures, info, start):
         return _rejected(f"no white cell: {share[0]:.2%} stained pixels, under "
                          f"{tiles.MIN_STAINED:.1%}", measures, info, start)
     result = classifier.classify_rgb(field, start)
-    if _foreign_by_score(result) and info["source"] == "estimated":
+    zooms = _field_zooms(classifier, result, info)
+    if zooms:
         return _refined(classifier, field, 1.0, (size / 2, size / 2), share[0], measures,
-                        info, start, FIELD_ZOOMS, first=result)
+                        info, start, zooms, first=result)
     result["scale"] = info
     if classifier.keep_tiles:
         result["tiles"] = _tiles_field([(0, 0)], share, [0], [dict(result)], size)
     return result
 
 
-def _foreign_by_score(result):
-    """Out of domain by the out-of-domain score (not by its stain colour)."""
-    return result["status"] == "out_of_domain" and result.get("ood_score") is not None
+def _field_zooms(classifier, result, info):
+    """The zooms a single field read at its own scale is read at again (FIELD_ZOOMS,
+    LARGER_ZOOMS), or none: its scale was given, or its reading is in domain and its cells
+    are not larger than the training ones, or are but it is clearly in domain."""
+    if info["source"] != "estimated" or classifier.ood is None:
+        return ()
+    score = result.get("ood_score")
+    if result["status"] == "out_of_domain" and score is not None:
+        return FIELD_ZOOMS
+    clear = score is not None and score < STOP_FRACTION * classifier.ood_threshold
+    larger = info["rbc_diameter_px"] > CELLS_LARGER * info["training_px"]
+    return LARGER_ZOOMS if result["status"] == "ok" and larger and not clear else ()
 
 
 def _aggregated(classifier, results, positions, shares, picked, measures, info, start):
@@ -188,11 +198,18 @@ def _aggregated(classifier, results, positions, shares, picked, measures, info, 
 ZOOMS = (1.1, 0.9, 1.3, 1.45, 0.75)
 STOP_FRACTION = tiles.CLEAR_FRACTION
 # A single field is read at its own scale first (the scale estimate of so few cells is too
-# rough to act on: resizing every field by it cost clean accuracy). Only when that reading is
-# out of domain by its score is the field tried at these zooms, nearest first, the same way:
-# a field taken at 1.25x the training magnification is flagged 5% of the time, and a
-# zoom that brings its cells back to the training size reads it (results/stress/).
+# rough to act on: resizing every field by it cost clean accuracy). When that reading is out
+# of domain by its score, the field is tried at FIELD_ZOOMS, nearest first, the same way: a
+# field taken at 1.25x the training magnification was flagged 5% of the time, and a zoom
+# that brings its cells back to the training size reads it. When it is answered but not
+# clearly in domain and its cells read over CELLS_LARGER times the training size, it is
+# tried at LARGER_ZOOMS: there the rough estimate only chooses which fields get a second
+# look, and the out-of-domain score which reading is kept. Measured on the default
+# (2026-11-27, the paper test split; scratch): a 1.25 zoom 97.34% -> 97.75% correct of all,
+# clean unchanged, 1.07 model runs a clean field on average.
 FIELD_ZOOMS = (0.9, 1.1, 0.8, 1.25)
+CELLS_LARGER = 1.1
+LARGER_ZOOMS = (0.9, 0.8)
 
 
 def _refined(classifier, decoded, resize, centre, share, measures, info, start, zooms=ZOOMS,

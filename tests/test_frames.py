@@ -70,10 +70,35 @@ def test_a_single_field_out_of_domain_by_its_score_is_tried_at_nearby_zooms(run_
         assert record["status"] == ("ok" if best["status"] == "ok" else "out_of_domain")
 
 
-def test_a_single_field_read_in_domain_is_read_once(run_cli, tmp_path):
+def test_which_single_fields_are_read_again_and_at_which_zooms():
+    from alledge.device.bundle import DEFAULT_BUNDLE, load_bundle
+    from alledge.device.classify import Classifier
+    from alledge.device.frames import (CELLS_LARGER, FIELD_ZOOMS, LARGER_ZOOMS, STOP_FRACTION,
+                                       _field_zooms)
+    c = Classifier(load_bundle(DEFAULT_BUNDLE))
+    t = c.ood_threshold
+    seen = lambda d, source="estimated": {"rbc_diameter_px": d, "training_px": 19.3,
+                                          "source": source}
+    ok = lambda score: {"status": "ok", "ood_score": score}
+    foreign = {"status": "out_of_domain", "ood_score": 1.5 * t}
+    big, usual = 19.3 * CELLS_LARGER + 0.5, 19.3
+    assert _field_zooms(c, foreign, seen(usual)) == FIELD_ZOOMS     # out of domain by score
+    assert _field_zooms(c, ok(0.9 * t), seen(big)) == LARGER_ZOOMS   # larger cells, unsure
+    assert _field_zooms(c, ok(0.9 * t), seen(usual)) == ()           # its own scale reads
+    assert _field_zooms(c, ok(0.9 * STOP_FRACTION * t), seen(big)) == ()  # clearly in domain
+    assert _field_zooms(c, foreign, seen(usual, "given")) == ()      # a given scale stands
+    by_colour = {"status": "out_of_domain", "ood_score": None}       # another stain: no zoom
+    assert _field_zooms(c, by_colour, seen(big)) == ()               # makes it one
+    assert all(z < 1 for z in LARGER_ZOOMS)                          # they shrink the cells
+
+
+def test_a_drawn_field_with_large_cells_is_tried_at_zooms_in_order(run_cli, tmp_path):
     path = tmp_path / "field.jpg"
-    cv2.imwrite(str(path), smear(0))  # answered by the shipped model at its own scale
+    cv2.imwrite(str(path), smear(0))  # its cells read about 30 px, the training ones 19.3
     record = json.loads(run_cli("classify", "--no-log", "--json", "--tiles", path).output)
-    assert record["status"] == "ok"
-    assert "refined" not in record["scale"] and "zooms" not in record["tiles"]
-    assert len(record["tiles"]["classified"]) == 1
+    tried = [z["zoom"] for z in record["tiles"]["zooms"]]
+    assert tried[0] == 1.0 and len(tried) > 1
+    assert record["scale"]["rbc_diameter_px"] > 19.3 * 1.1
+    best = min((z for z in record["tiles"]["zooms"] if z["ood_score"] is not None),
+               key=lambda z: z["ood_score"])
+    assert record["scale"]["refined"] == best["zoom"]
