@@ -472,12 +472,14 @@ def test_the_improved_cnn_s_column_and_the_matrix():
           f"(the default {pct(b['other']['synthetic']['answered'], 1)}%)")
     assert info["white_point"] and cnn["bundle"].startswith("improved-cnn-augmented-int8@")
     m = load("stress/matrix/stress.json")
-    assert set(m["bundles"]) == {b["bundle"], cnn["bundle"], _stress("previous-default")["bundle"]}
+    assert set(m["bundles"]) == {b["bundle"], cnn["bundle"], _stress("previous-default")["bundle"],
+                                 _stress("previous-finetuned-retry")["bundle"]}
     assert list(m["baselines"]) == ["colour-histogram-svm"]
     for e in (b, cnn):                    # the matrix carries the runs' own figures
         assert m["bundles"][e["bundle"]]["changes"] == e["changes"]
     g = load("stress/matrix-grouped/stress.json")
-    assert list(g["bundles"]) == [_stress("grouped-finetuned")["bundle"]]
+    assert list(g["bundles"]) == [_stress("grouped-finetuned")["bundle"],
+                                  _stress("grouped-previous-finetuned")["bundle"]]
     assert g["baselines"]["colour-histogram-svm"]["changes"] == _baseline("grouped")["changes"]
 
 
