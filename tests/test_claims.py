@@ -396,6 +396,16 @@ def test_robustness_tables_are_the_stress_files():
                     f"{100 * v['drop']:.2f}", pct(v["accuracy_of_answered"]),
                     pct(base["changes"][key]["correct_of_all"]),
                     pct(cnn["changes"][key]["correct_of_all"])])
+    moderate = {k.split("/")[0]: v for k, v in b["changes"].items() if k.endswith("/moderate")}
+    drops = sorted(v["drop"] for k, v in moderate.items() if k not in ("jpeg", "zoom_in"))
+    d = lambda k: f"{100 * moderate[k]['drop']:.2f}"
+    claim(f"What the default answers stays right under every moderate change "
+          f"({100 * min(v['accuracy_of_answered'] for v in moderate.values()):.1f}% of the "
+          f"answered\nor more), and it answers "
+          f"{100 * min(v['answered'] for v in moderate.values()):.1f}% or more of the fields "
+          f"under each: a moderate change costs it at most {100 * drops[-1]:.2f} points but for "
+          f"JPEG 60 ({d('jpeg')}) and a 1.25 zoom ({d('zoom_in')}, mostly wrong answers: "
+          f"{pct(moderate['zoom_in']['accuracy_of_answered'])}% of the answered right).")
     for key, label in (("bccd", "BCCD (another lab and microscope, 640x480)"),
                        ("synthetic", "synthetic smears (`alledge data synth`)")):
         x = b["other"][key]
@@ -434,6 +444,36 @@ def test_the_candidate_default_paragraph():
           f"({pct(b['clean']['correct_of_all'])}%), and it answers "
           f"{pct(cand['other']['synthetic']['answered'], 1)}% of the synthetic smears "
           f"({pct(b['other']['synthetic']['answered'], 1)}%).")
+
+
+def test_the_default_against_the_previous_one_on_the_same_device_code():
+    b, pr = _stress("paper"), _stress("previous-finetuned-retry")
+    assert pr["bundle"].endswith("@29ded1b4f2df")     # the previous default as it was shipped
+    mod = lambda x: {k.split("/")[0]: v for k, v in x["changes"].items() if k.endswith("/moderate")}
+    d = lambda x, k: f"{100 * mod(x)[k]['drop']:.2f}"
+    assert min(mod(b), key=lambda k: mod(b)[k]["correct_of_all"]) == "zoom_in"
+    assert min(mod(pr), key=lambda k: mod(pr)[k]["correct_of_all"]) == "exposure_up"
+    assert _worst_moderate(b) > _worst_moderate(pr)   # the worst-case rule's choice
+    claim(f"- Clean after JPEG 95: {pct(b['clean']['correct_of_all'])}% (the previous default "
+          f"{pct(pr['clean']['correct_of_all'])}%).")
+    claim(f"- Worst moderate case: {pct(_worst_moderate(b))}%, a 1.25 zoom ({d(b, 'zoom_in')} "
+          f"points), against the previous default's {pct(_worst_moderate(pr))}%, exposure x1.15 "
+          f"({d(pr, 'exposure_up')} points).")
+    claim(f"- Exposure x1.15 {d(b, 'exposure_up')} ({d(pr, 'exposure_up')}), JPEG 60 "
+          f"{d(b, 'jpeg')} ({d(pr, 'jpeg')}), blur {d(b, 'blur')} ({d(pr, 'blur')}), zoom 0.8 "
+          f"{d(b, 'zoom_out')} ({d(pr, 'zoom_out')}), a 1.25 zoom {d(b, 'zoom_in')} "
+          f"({d(pr, 'zoom_in')}).")
+    syn = lambda x: f"{100 * x['other']['synthetic']['answered']:.1f}%"
+    claim(f"- Synthetic smears answered: {syn(b)} ({syn(pr)});")
+    assert all(x["other"][k]["answered"] == 0 for x in (b, pr) for k in ("bccd", "segmented"))
+    claim(f"with the single-field zoom retry below it is still exposure x1.15, "
+          f"{pct(_worst_moderate(pr))}%")
+    claim(f"a 1.25 zoom, {pct(_worst_moderate(b))}% (`results/stress/paper/`)")
+    claim(f"where the previous default without the retry answered "
+          f"{syn(_stress('previous-finetuned'))[:-1]}% and\nwith it {syn(pr)};")
+    g = _stress("grouped-finetuned")
+    claim(f"so exposure x1.15 still costs\nit {100 * g['changes']['exposure_up/moderate']['drop']:.2f} "
+          f"points there")
 
 
 def test_the_candidate_on_the_grouped_split():
@@ -537,16 +577,16 @@ def test_the_default_s_recipe_on_the_grouped_split():
           f"{m(g, 'zoom_in')} points, all of them wrong answers ({right(g, 'zoom_in')}% of the "
           f"answered right); exposure x1.15 costs {m(g, 'exposure_up')}")
     claim(f"JPEG 60 {m(g, 'jpeg')}, a 0.8 zoom {m(g, 'zoom_out')}, blur {m(g, 'blur')}.")
-    claim(f"Its worst moderate case is {pct(_worst_moderate(g))}%, against the previous recipe's "
-          f"{pct(_worst_moderate(g0))}% (a 1.25 zoom, {m(g0, 'zoom_in')} points;")
+    claim(f"Its worst moderate case is {pct(_worst_moderate(g))}% (exposure x1.15), against the "
+          f"previous recipe's {pct(_worst_moderate(g0))}% (a 1.25 zoom, {m(g0, 'zoom_in')} points;")
     claim(f"it answers {pct(g['other']['synthetic']['answered'], 1)}% of the synthetic smears "
           f"({pct(g0['other']['synthetic']['answered'], 1)}%)")
-    # the bar on the paper split: every moderate change within a point but the zoom
+    # the bar on the paper split: every moderate change within a point but two
     over = {k for k, v in b["changes"].items() if k.endswith("/moderate") and v["drop"] > 0.01}
-    assert over == {"zoom_in/moderate"}
+    assert over == {"zoom_in/moderate", "jpeg/moderate"}
     claim(f"under every change but a 1.25 zoom ({m(b, 'zoom_in')} points, mostly wrong answers: "
-          f"{right(b, 'zoom_in')}% of the answered right); JPEG 60 costs {m(b, 'jpeg')}, exposure "
-          f"x1.15 {m(b, 'exposure_up')}, blur {m(b, 'blur')}.")
+          f"{right(b, 'zoom_in')}% of the answered right) and JPEG 60 ({m(b, 'jpeg')}); exposure "
+          f"x1.15 costs {m(b, 'exposure_up')}, blur {m(b, 'blur')}.")
 
 
 def test_the_model_trained_on_the_white_point_is_not_the_default():
