@@ -636,6 +636,12 @@ def test_the_default_s_quality_thresholds_are_the_ones_shipped():
           f"contrast {q['min_contrast']:g} and brightness {q['min_brightness']:g}.")
 
 
+def test_the_default_s_training_scale_is_the_one_shipped():
+    sc = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())["scale"]
+    claim(f"manifest `scale`, {sc['rbc_diameter_px']:.2f} px, the median of the device's own "
+          f"estimator on the {sc['n_images']} training images")
+
+
 def test_the_default_s_colour_range_is_the_one_shipped():
     lo, hi = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())[
         "colour"]["red_minus_blue"]
