@@ -17,7 +17,9 @@ For a bundle that records its training scale (manifest `scale`, alledge.device.s
        up to MAX_TILES tiles, aggregated.
 
 A frame that is one tile or less at the training scale (every dataset image) is classified
-whole by Classifier.classify_rgb, as before: the same answer, with a `scale` added.
+whole by Classifier.classify_rgb, with a `scale` added; when that reading is out of domain by
+its score, or unsure with cells larger than the training ones, it is read again at a few
+zooms (FIELD_ZOOMS, LARGER_ZOOMS) and the reading most like the training fields is kept.
 A bundle without `scale` classifies the whole frame as before (no scaling, no tiles).
 """
 import time
