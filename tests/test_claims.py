@@ -367,6 +367,11 @@ def _baseline(split):
     return load(f"stress/colour-baseline/{split}/stress.json")["baselines"]["colour-histogram-svm"]
 
 
+def _drop(stress, change):
+    """The points a change at moderate severity costs, as the README writes them."""
+    return f"{100 * stress['changes'][change + '/moderate']['drop']:.2f}"
+
+
 def _worst_moderate(stress):
     """A bundle's worst correct-of-all over the moderate changes: the rule for the default."""
     return min(v["correct_of_all"] for k, v in stress["changes"].items()
@@ -398,7 +403,7 @@ def test_robustness_tables_are_the_stress_files():
                     pct(cnn["changes"][key]["correct_of_all"])])
     moderate = {k.split("/")[0]: v for k, v in b["changes"].items() if k.endswith("/moderate")}
     drops = sorted(v["drop"] for k, v in moderate.items() if k not in ("jpeg", "zoom_in"))
-    d = lambda k: f"{100 * moderate[k]['drop']:.2f}"
+    d = lambda k: _drop(b, k)
     claim(f"What the default answers stays right under every moderate change "
           f"({100 * min(v['accuracy_of_answered'] for v in moderate.values()):.1f}% of the "
           f"answered\nor more), and it answers "
@@ -431,7 +436,7 @@ def test_the_candidate_default_paragraph():
     claim(f"clipped up to {q['max_clipped']:g} (the previous default kept the generic "
           f"{Thresholds().max_clipped:g}), and "
           f"contrast {q['min_contrast']:g} and brightness {q['min_brightness']:g}, their floors")
-    d = lambda x, k: f"{100 * x['changes'][k + '/moderate']['drop']:.2f}"
+    d = _drop
     claim(f"Exposure x1.15 costs it {d(cand, 'exposure_up')} points (the previous default "
           f"{d(b, 'exposure_up')}), blur {d(cand, 'blur')} ({d(b, 'blur')}), zoom 0.8 "
           f"{d(cand, 'zoom_out')} ({d(b, 'zoom_out')}); but a 1.25 zoom {d(cand, 'zoom_in')} "
@@ -450,7 +455,7 @@ def test_the_default_against_the_previous_one_on_the_same_device_code():
     b, pr = _stress("paper"), _stress("previous-finetuned-retry")
     assert pr["bundle"].endswith("@29ded1b4f2df")     # the previous default as it was shipped
     mod = lambda x: {k.split("/")[0]: v for k, v in x["changes"].items() if k.endswith("/moderate")}
-    d = lambda x, k: f"{100 * mod(x)[k]['drop']:.2f}"
+    d = _drop
     assert min(mod(b), key=lambda k: mod(b)[k]["correct_of_all"]) == "zoom_in"
     assert min(mod(pr), key=lambda k: mod(pr)[k]["correct_of_all"]) == "exposure_up"
     assert _worst_moderate(b) > _worst_moderate(pr)   # the worst-case rule's choice
@@ -472,8 +477,7 @@ def test_the_default_against_the_previous_one_on_the_same_device_code():
     claim(f"where the previous default without the retry answered "
           f"{syn(_stress('previous-finetuned'))[:-1]}% and\nwith it {syn(pr)};")
     g = _stress("grouped-finetuned")
-    claim(f"so exposure x1.15 still costs\nit {100 * g['changes']['exposure_up/moderate']['drop']:.2f} "
-          f"points there")
+    claim(f"so exposure x1.15 still costs\nit {_drop(g, 'exposure_up')} points there")
 
 
 def test_the_candidate_on_the_grouped_split():
@@ -485,7 +489,7 @@ def test_the_candidate_on_the_grouped_split():
     ev0 = load("grouped/previous-finetuned-int8-gated-test.json")["accuracy"]
     claim(f"Keras\n  {pct(keras)}% (the previous recipe {pct(keras0)}%), gated int8 {pct(ev)}% "
           f"correct of all ({pct(ev0)}%)")
-    up = lambda x: f"{100 * x['changes']['exposure_up/moderate']['drop']:.2f}"
+    up = lambda x: _drop(x, "exposure_up")
     clipped = load("candidate-gain18/grouped-bundle-gates.json")["quality"]["max_clipped"]
     claim(f"its\n  fitted gate keeps clipped at {clipped:g}, so exposure x1.15 still costs "
           f"{up(cand)} points ({up(base)})")
@@ -544,7 +548,7 @@ def test_the_colour_baseline_sentence():
     p, g = _baseline("paper"), _baseline("grouped")
     worst = lambda x: min(v["correct_of_all"] for v in x["changes"].values())
     claim(f"clean {pct(g['clean']['correct_of_all'])}%, worst {pct(worst(g))}%;")
-    m = lambda k: f"{100 * p['changes'][f'{k}/moderate']['drop']:.2f}"
+    m = lambda k: _drop(p, k)
     claim(f"loses {m('exposure_down')} points to a 0.85 exposure and {m('white_balance')} to a "
           "white-balance change")
     best_clean = max(x["clean"]["correct_of_all"] for x in (_stress("paper"), _stress("previous-default")))
@@ -569,7 +573,7 @@ def test_the_default_s_recipe_on_the_grouped_split():
     claim(f"The previous\nrecipe there: {pct(keras0)}% (Keras) and {pct(e0['accuracy'])}% of all")
     assert max(keras, e["accuracy"], e0["accuracy"]) < 0.985 <= keras0  # who reaches 98.5%
     g, g0, b = _stress("grouped-finetuned"), _stress("grouped-previous-finetuned"), _stress("paper")
-    m = lambda x, k: f"{100 * x['changes'][f'{k}/moderate']['drop']:.2f}"
+    m = _drop
     right = lambda x, k: pct(x["changes"][f"{k}/moderate"]["accuracy_of_answered"])
     zoom = g["changes"]["zoom_in/moderate"]
     assert zoom["answered"] == 1.0                                    # "all of them wrong answers"

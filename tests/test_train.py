@@ -169,6 +169,7 @@ def test_the_cnn_can_learn_from_a_teacher_trained_on_the_same_split(trained, run
     assert r.exit_code == 0, r.stderr
     info = json.loads((out / "model.json").read_text())
     assert info["name"] == "improved-cnn-augmented-distilled"
+    assert "improved-cnn-augmented-distilled: test accuracy" in r.stdout   # its summary says so
     assert info["teacher"]["split_id"] == trained["split_id"]
     assert info["distilled"] == {"share": 0.5, "temperature": 2.0}
     # it was tested on the split's test part, with its true classes

@@ -88,12 +88,12 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
     _quiet_tf()
     require("tensorflow", "train")
     rows, split_id = _load_split(data_dir, split_csv)
-    from .fit import fit_cnn_model
+    from .fit import cnn_model_name, fit_cnn_model
     metrics = _guard(fit_cnn_model, data_dir, rows, split_id, out, epochs, patience,
                      batch_size, input_size, seed, split_file=str(split_csv), augment=augment,
                      white_point=white_point, turn_clean=turn_clean, ema=ema,
                      teacher_dir=teacher, log=lambda m: click.echo(m, err=True))
-    _summary("improved-cnn-augmented" if augment else "improved-cnn", metrics, out)
+    _summary(cnn_model_name(augment, teacher is not None), metrics, out)
 
 
 @train.command()

@@ -21,6 +21,11 @@ def learnt_white_point(x_tr, log=print):
     return wp
 
 
+def cnn_model_name(augment, taught):
+    """The Improved CNN's model name in model.json: its recipe."""
+    return ("improved-cnn-augmented" if augment else "improved-cnn") + ("-distilled" if taught else "")
+
+
 def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32,
                   input_size=224, seed=0, split_file="", augment=False, white_point=False,
                   turn_clean=False, ema=False, teacher_dir=None, log=print):
@@ -47,7 +52,7 @@ def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32
     proba = model.predict(with_white_point(x_te, wp), batch_size=64, verbose=0)
     metrics = evaluate(y_te, proba.argmax(1))
     _write_metrics(out, metrics, split_id)
-    name = ("improved-cnn-augmented" if augment else "improved-cnn") + ("-distilled" if teacher is not None else "")
+    name = cnn_model_name(augment, teacher_dir is not None)
     info.update(taught)
     write_model_info(out, kind="cnn", name=name, backbone="improved-cnn",
                      weights="trained", weights_id="trained", input_size=input_size,
