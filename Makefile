@@ -335,7 +335,14 @@ stress-baseline: $(STAMP)
 	done
 
 # `data check` exits 1 on the real set (it has duplicates): only 2 (unusable input) stops here.
-reproduce: reproduce-grouped
+# Each step appends "<step> <unix seconds>" to $(STEPS); results/reproduce-time.json gets the
+# minutes (REPRODUCE_NOTE: what the run started from, e.g. a cold feature cache).
+STEPS          := $(RUNS)/reproduce-steps
+REPRODUCE_NOTE ?=
+reproduce: $(STAMP)
+	@mkdir -p $(RUNS) && echo "start $$(date +%s)" > $(STEPS)
+	$(MAKE) reproduce-grouped
+	$(BIN)/python -m alledge.convert.walltime $(STEPS) results/reproduce-time.json "$(REPRODUCE_NOTE)"
 	@echo "reproduce done: results/"
 
 reproduce-data: $(STAMP)
@@ -344,15 +351,20 @@ reproduce-data: $(STAMP)
 	$(BIN)/alledge data check $(DATA) --json > results/data-check.json || [ $$? -eq 1 ]
 	$(BIN)/alledge data split $(DATA) --out results/splits/paper.csv
 	$(BIN)/alledge data split $(DATA) --out results/splits/grouped.csv --group-duplicates
+	@echo "data $$(date +%s)" >> $(STEPS)
 
 reproduce-paper: reproduce-data
 	$(BIN)/alledge train table3 --data $(DATA) --split results/splits/paper.csv --out $(RUNS)/paper
+	@echo "paper-table3 $$(date +%s)" >> $(STEPS)
 	$(BIN)/alledge report --data $(DATA) --split results/splits/paper.csv --models $(RUNS)/paper \
 	    --out $(RUNS)/report-paper
 	$(BIN)/python -m alledge.convert.publish $(RUNS)/paper $(RUNS)/report-paper results/paper
+	@echo "paper-report $$(date +%s)" >> $(STEPS)
 
 reproduce-grouped: reproduce-paper
 	$(BIN)/alledge train table3 --data $(DATA) --split results/splits/grouped.csv --out $(RUNS)/grouped
+	@echo "grouped-table3 $$(date +%s)" >> $(STEPS)
 	$(BIN)/alledge report --data $(DATA) --split results/splits/grouped.csv --models $(RUNS)/grouped \
 	    --out $(RUNS)/report-grouped
 	$(BIN)/python -m alledge.convert.publish $(RUNS)/grouped $(RUNS)/report-grouped results/grouped
+	@echo "grouped-report $$(date +%s)" >> $(STEPS)

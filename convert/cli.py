@@ -109,9 +109,10 @@ def gate(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, white_
 @click.option("--quant", "quants", multiple=True, type=click.Choice(QUANT_LEVELS),
               help="Levels to include (default: all four).")
 @click.option("--latency-images", default=100, show_default=True, type=click.IntRange(1),
-              help="Test images timed at all threads (all are timed at 1 thread).")
-@click.option("--view-images", default=0, show_default=True, type=click.IntRange(0),
-              help="Test images for the rotation/flip views (0: all).")
+              help="Test images timed at 1 thread, a stratified sample (all are read, and "
+                   "timed, at all threads).")
+@click.option("--view-images", default=200, show_default=True, type=click.IntRange(0),
+              help="Test images for the rotation/flip views, a stratified sample (0: all).")
 def report(data_dir, split_csv, models, out, quants, latency_images, view_images):
     """Convert every model at every level and compare the bundles on the test split."""
     _quiet_tf()

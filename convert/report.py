@@ -5,6 +5,10 @@ quantization level: convert to a bundle, then evaluate it on the test split thro
 device code path. Per bundle: accuracy and macro-F1 with 95% bootstrap intervals, the drop
 from the model's float32 bundle, label agreement with it, bundle size, median latency at 1
 thread and at all threads, and accuracy on rotated/flipped test images.
+Accuracy is read at all threads on every test image (LiteRT gives the very same probabilities
+at 1 thread: measured on the grouped split's Lite0 bundles, float32, dynamic and int8); the 1-thread
+latency and the rotation/flip views are read on stratified, seeded samples of the test set,
+which keeps `make reproduce` within its hour.
 Each bundle's figures are kept in ROWS/<bundle>.json so an interrupted report resumes.
 """
 import csv
@@ -64,20 +68,21 @@ def ensure_bundle(model_dir, bundle_dir, quant, data_dir, split_csv, log):
     return load_bundle(bundle_dir)
 
 
-def measure_bundle(bundle_dir, images, y, view_idx, latency_n, threads_all):
+def measure_bundle(bundle_dir, images, y, view_idx, latency_idx, threads_all):
     """Figures of one bundle; returns (row dict, predicted labels on the plain test set)."""
     from alledge.train.evaluate import evaluate
-    one = bundle_classifier(bundle_dir, threads=1)
-    probs, secs = predict(one, images)
+    many = bundle_classifier(bundle_dir, threads=threads_all)
+    probs, secs_all = predict(many, images)
     pred = probs.argmax(1)
     m = evaluate(y, pred)
-    many = bundle_classifier(bundle_dir, threads=threads_all)
-    _, secs_all = predict(many, images[:latency_n])
+    one = bundle_classifier(bundle_dir, threads=1)
+    _, secs = predict(one, [images[i] for i in latency_idx])
     row = {"bundle": Path(bundle_dir).name, "size_kb": round(bundle_size_kb(bundle_dir), 1),
            "accuracy": m["accuracy"], "accuracy_ci95": m["accuracy_ci95"],
            "macro_f1": m["macro_f1"], "macro_f1_ci95": m["macro_f1_ci95"],
            "latency_ms_1t": float(np.median(secs) * 1000),
            "latency_ms_all": float(np.median(secs_all) * 1000), "threads_all": threads_all,
+           "latency_images_1t": len(latency_idx), "view_images": len(view_idx),
            "confusion": m["confusion"]}
     view_images = [images[i] for i in view_idx]
     for name, fn in TRANSFORMS.items():
@@ -88,7 +93,7 @@ def measure_bundle(bundle_dir, images, y, view_idx, latency_n, threads_all):
 
 
 def run_report(data_dir, split_csv, models, out, quants=QUANT_LEVELS, latency_n=100,
-               view_n=0, log=print):
+               view_n=200, log=print):
     from alledge.train.dataset import resolve_root
     from alledge.train.split import read_split, subset
     rows_csv, split_id = read_split(split_csv)
@@ -102,7 +107,8 @@ def run_report(data_dir, split_csv, models, out, quants=QUANT_LEVELS, latency_n=
         raise FileNotFoundError(f"no model trained on {split_csv} under {models}")
     log(f"decoding {len(test)} test images")
     images = load_test_images(root, test)
-    view_idx = _view_subset(y, view_n)
+    view_idx = _sample(y, view_n)
+    latency_idx = _sample(y, latency_n)
     threads_all = os.cpu_count() or 1
     table = []
     for model_dir, info in found:
@@ -112,10 +118,11 @@ def run_report(data_dir, split_csv, models, out, quants=QUANT_LEVELS, latency_n=
             bdir = out / "bundles" / name
             manifest = ensure_bundle(model_dir, bdir, quant, data_dir, split_csv, log).manifest
             cache = out / "rows" / f"{name}.json"
-            row = _cached_row(cache, manifest)
+            row = _cached_row(cache, manifest, len(view_idx), len(latency_idx))
             if row is None:
                 log(f"measuring {name}")
-                row, pred = measure_bundle(bdir, images, y, view_idx, latency_n, threads_all)
+                row, pred = measure_bundle(bdir, images, y, view_idx, latency_idx,
+                                            threads_all)
                 row.update(model=model_dir.name, quant=quant, pred=pred.tolist(),
                            bundle_files=manifest["files"])
                 atomic_write_text(cache, json.dumps(row) + "\n")
@@ -130,17 +137,23 @@ def run_report(data_dir, split_csv, models, out, quants=QUANT_LEVELS, latency_n=
     return table
 
 
-def _cached_row(path, manifest):
+def _cached_row(path, manifest, n_views, n_latency):
+    """The row measured before on this very bundle with the same samples, else None."""
     if not path.is_file():
         return None
     row = json.loads(path.read_text())
-    return row if row.get("bundle_files") == manifest["files"] else None
+    same = (row.get("bundle_files") == manifest["files"] and row.get("view_images") == n_views
+            and row.get("latency_images_1t") == n_latency)
+    return row if same else None
 
 
-def _view_subset(y, n):
-    """Indices for the rotation/flip views: all, or n drawn stratified (seeded)."""
+def _sample(y, n):
+    """Test-set indices: all (n 0 or too large), or n drawn stratified (seeded); fewer than
+    one per class cannot be stratified and are drawn plainly."""
     if not n or n >= len(y):
         return np.arange(len(y))
+    if n < len(np.unique(y)):
+        return np.sort(np.random.default_rng(0).choice(len(y), n, replace=False))
     from sklearn.model_selection import train_test_split
     idx, _ = train_test_split(np.arange(len(y)), train_size=n, random_state=0, stratify=y)
     return np.sort(idx)
@@ -188,7 +201,9 @@ def findings(table, n_test, n_views):
     fastest = min(table, key=lambda r: r["latency_ms_1t"])
     int8 = [r for r in table if r["quant"] == "int8" and r.get("drop_vs_float32") is not None]
     worst_view = min(table, key=lambda r: r["acc_min_view"])
-    s = [f"Test set: {n_test} images; rotation/flip views on {n_views} of them.",
+    n_latency = table[0].get("latency_images_1t", n_test)
+    s = [f"Test set: {n_test} images; rotation/flip views on {n_views} of them (stratified); "
+         f"latency at 1 thread on {n_latency}, at all threads on all.",
          f"Most accurate bundle: {best['bundle']} at {_fmt(best['accuracy'])}% "
          f"(95% CI {_fmt(best['accuracy_ci95'])}).",
          f"Smallest: {smallest['bundle']} ({smallest['size_kb']:.0f} KB, "
