@@ -18,7 +18,7 @@ DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
 .PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi default-bundle grouped-recipe stress stress-baseline demo demo-data demo-check demo-split demo-train demo-report demo-classify \
-        adopt-default reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented cnn-augmented-turned cnn-augmented-ema cnn-augmented-distilled stress-cnn stress-previous matrix table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
+        adopt-default bench-original reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented cnn-augmented-turned cnn-augmented-ema cnn-augmented-distilled stress-cnn stress-previous matrix table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
 
 help:
 	@echo "make test                 run the tests (creates .venv when missing)"
@@ -178,6 +178,22 @@ bench: $(STAMP)
 	if [ -d $(BENCH_CNN) ]; then for t in 1 $$(nproc); do \
 	  $(BIN)/alledge bench --runs 200 --threads $$t --image $(BENCH_IMAGE) --bundle $(BENCH_CNN) --json > results/bench/improved-cnn-int8-$${t}t.json || exit 1; \
 	done; else echo "no $(BENCH_CNN) (make reproduce-paper makes it): the Improved CNN not timed"; fi
+
+# The first shipped default (efficientnet-lite0-svm-int8 at $(ORIGINAL)) timed by its own code
+# on the same image, beside `make bench`: the machine's speed today against the day the
+# 5 ms goal was set (results/bench/original-default-1t.json).
+ORIGINAL      := c164cf3
+ORIGINAL_TREE := $(RUNS)/original-default
+bench-original: $(STAMP)
+	rm -rf $(ORIGINAL_TREE) && mkdir -p $(ORIGINAL_TREE)/alledge
+	git archive $(ORIGINAL) device train convert | tar -x -C $(ORIGINAL_TREE)/alledge
+	touch $(ORIGINAL_TREE)/alledge/__init__.py
+	cd $(ORIGINAL_TREE) && PYTHONPATH=$(abspath $(ORIGINAL_TREE)) $(abspath $(BIN))/python -c \
+	    "from alledge.device.cli import main; main()" bench --runs 200 --threads 1 \
+	    --image $(abspath $(BENCH_IMAGE)) --json > raw-1t.json
+	mkdir -p results/bench
+	$(BIN)/python -m alledge.convert.stamp $(ORIGINAL_TREE)/raw-1t.json results/bench/original-default-1t.json \
+	    $(ORIGINAL) "alledge bench --runs 200 --threads 1 --image $(BENCH_IMAGE) --json (the code of $(ORIGINAL), make bench-original)"
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -141,10 +141,11 @@ class Classifier:
         return self.svm.predict_proba(output[None, :])[0]
 
     # whole
-    def classify_rgb(self, rgb, start=None):
-        """HxWx3 uint8 RGB -> result dict: status, and label/probabilities when ok."""
+    def classify_rgb(self, rgb, start=None, measures=None):
+        """HxWx3 uint8 RGB -> result dict: status, and label/probabilities when ok.
+        `measures`: quality.measure of this very array, when the caller has just taken them."""
         start = time.perf_counter() if start is None else start
-        measures = quality.measure(rgb)
+        measures = quality.measure(rgb) if measures is None else measures
         verdict = quality.judge(measures, self.thresholds)
         if verdict is not None:
             reason, detail = verdict

@@ -146,7 +146,9 @@ def _one_field(classifier, rgb, measures, info, start):
     if share[0] < tiles.MIN_STAINED:
         return _rejected(f"no white cell: {share[0]:.2%} stained pixels, under "
                          f"{tiles.MIN_STAINED:.1%}", measures, info, start)
-    result = classifier.classify_rgb(field, start)
+    # the field that is the decoded frame itself (at full size) was measured by the pre-gate
+    whole = field is rgb and (measures["width"], measures["height"]) == rgb.shape[1::-1]
+    result = classifier.classify_rgb(field, start, dict(measures) if whole else None)
     zooms = _field_zooms(classifier, result, info)
     if zooms:
         return _refined(classifier, field, 1.0, (size / 2, size / 2), share[0], measures,

@@ -102,3 +102,23 @@ def test_a_drawn_field_with_large_cells_is_tried_at_zooms_in_order(run_cli, tmp_
     best = min((z for z in record["tiles"]["zooms"] if z["ood_score"] is not None),
                key=lambda z: z["ood_score"])
     assert record["scale"]["refined"] == best["zoom"]
+
+
+def test_a_whole_field_is_measured_once_and_a_padded_one_as_padded(monkeypatch):
+    from alledge.device import quality
+    from alledge.device.bundle import DEFAULT_BUNDLE, load_bundle
+    from alledge.device.classify import Classifier
+    from alledge.device.images import decode_rgb
+    c = Classifier(load_bundle(DEFAULT_BUNDLE))
+    c.ood = None  # no second reading at other zooms (they are measured too): one reading
+    whole = cv2.imencode(".jpg", smear(1, 224))[1].tobytes()
+    narrow = cv2.imencode(".jpg", smear(1, 224)[:, :200])[1].tobytes()
+    measured = []
+    real = quality.measure
+    monkeypatch.setattr(quality, "measure", lambda rgb: measured.append(rgb.shape) or real(rgb))
+    r = c.classify_bytes(whole)
+    assert measured == [(224, 224, 3)]           # the pre-gate's figures serve the field too
+    assert r["quality"] == real(decode_rgb(whole))
+    measured.clear()
+    c.classify_bytes(narrow)
+    assert measured == [(224, 200, 3), (224, 224, 3)]  # the padded field is measured again
