@@ -43,10 +43,13 @@ def test_report_reads_views_and_1_thread_latency_on_samples(trained, tmp_path):
                        quants=("float32",), latency_n=3, view_n=8, log=lambda m: None)
     row = table[0]
     assert row["view_images"] == 8 and row["latency_images_1t"] == 3
+    # the views are compared with the same 8 images upright, not with the whole test set
+    assert abs(8 * row["acc_upright_views"] - round(8 * row["acc_upright_views"])) < 1e-9
     assert "views on 8 of them" in (tmp_path / "r" / "report.md").read_text()
     # each view's accuracy is a fraction of the 8 sampled images
     assert all(abs(8 * row[f"acc_{t}"] - round(8 * row[f"acc_{t}"])) < 1e-9
                for t in ("rot90", "rot180", "rot270", "flip"))
+    assert "upright on the same images" in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_samples_are_stratified_seeded_and_all_when_asked():
