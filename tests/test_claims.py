@@ -249,8 +249,52 @@ def test_quantization_row(model, quant):
         want += [f"{-100 * r['drop_vs_float32']:.2f}".replace("-0.00", "0.00"),
                  pct(r["agreement_vs_float32"])]
     want += [f"{r['latency_ms_1t']:.1f}", f"{r['latency_ms_all']:.1f}"]
-    want += [pct(r[k]) for k in ("acc_rot90", "acc_rot180", "acc_rot270", "acc_flip")]
+    want += [pct(r[k]) for k in ("acc_upright_views", "acc_rot90", "acc_rot180", "acc_rot270",
+                                 "acc_flip")]
     assert_row(table_row(REPORT[model], quant), want)
+
+
+def test_quantization_summary():
+    """'What it shows' under the report table: int8's speed-up, dynamic-range's slow-down,
+    what a view costs, and the samples the report read them on."""
+    rows = _report("paper")
+    models = sorted({m for m, _ in rows})
+    lite = [m for m in models if m.startswith("efficientnet-lite")]
+    speed = [rows[m, "float32"]["latency_ms_1t"] / rows[m, "int8"]["latency_ms_1t"] for m in models]
+    slower = [rows[m, "dynamic"]["latency_ms_1t"] / rows[m, "float32"]["latency_ms_1t"]
+              for m in lite]
+    claim(f"{min(speed):.1f}–{max(speed):.1f}× the speed at one thread")
+    claim(f"({min(slower):.1f}–{max(slower):.1f}× slower than\nfloat32)")
+    cost = lambda ms: max(100 * (r["acc_upright_views"] - r["acc_min_view"])
+                          for (m, _), r in rows.items() if m in ms)
+    claim(f"costs the Lite models at most {cost(lite):.0f} points and the\nCNN, which never saw "
+          f"a turned image, up to {cost(['improved-cnn']):.0f};")
+    n = {(r["view_images"], r["latency_images_1t"]) for r in rows.values()}
+    assert n == {(200, 100)}  # the README's "sample of 200" and "sample of 100"
+    t = load("reproduce-time.json")["steps"]
+    minutes = {s["step"]: s["minutes"] for s in t}
+    claim(f"to {minutes['paper-report']:.1f} (paper) and {minutes['grouped-report']:.1f} (grouped)")
+
+
+def test_make_reproduce_minutes():
+    """The reproduce paragraph: results/reproduce-time.json, written by `make reproduce`."""
+    t = load("reproduce-time.json")
+    m = {s["step"]: s["minutes"] for s in t["steps"]}
+    assert "cold feature and weights cache" in t["note"] and "fresh clone" in t["note"]
+    assert t["provenance"]["date"].startswith("2026-11-27")
+    claim(f"on 2026-11-27 it took {t['total_minutes']:.1f} minutes on this 2-core CPU")
+    claim(f"Table 3 {m['paper-table3']:.1f} minutes on the paper split")
+    claim(f"the report {m['paper-report']:.1f}, Table 3 on the grouped split "
+          f"{m['grouped-table3']:.1f} (its features cached by then), its report "
+          f"{m['grouped-report']:.1f}.")
+    cnn = {s: load(f"{s}/models/improved-cnn/model.json")["train_seconds"] / 60
+           for s in ("paper", "grouped")}
+    features = sum(load(f"paper/models/efficientnet-lite{k}-svm/model.json")["feature_seconds"]
+                   for k in (0, 1, 2)) / 60
+    claim(f"(the Improved CNN about {cnn['paper']:.0f} of them, the Lite0–2 features about "
+          f"{features:.0f})")
+    claim(f"the two Improved CNN trainings alone take {sum(cnn.values()):.0f} minutes")
+    assert t["total_minutes"] <= 60.0  # "met to the minute, not under it"
 
 
 def test_report_rows_shown():
@@ -620,6 +664,24 @@ def test_the_default_s_make_bench_sentence():
     rt = b["1t-tflite-runtime"]
     claim(f"it takes {rt['end_to_end']:.2f} ms, the model run {rt['invoke']:.2f}.")
     claim(f"takes {b['1t-640x480']['end_to_end']:.2f} ms end to end")
+
+
+def test_the_first_default_timed_again_today():
+    """`make bench-original`: the first default by its own code, beside `make bench`."""
+    now = {k: v["median_ms"] for k, v in load("bench/original-default-1t.json")["stages"].items()}
+    then = {k: v["median_ms"] for k, v in load("bench/default-1t.json")["stages"].items()}
+    f = load("bench/original-default-1t.json")
+    assert f["bundle"] == load("bench/default-1t.json")["bundle"]  # the very same bundle
+    assert f["code_commit"].startswith("c164cf3")
+    name = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())[
+        "name"]
+    e2e = load(f"bench/{name}-1t.json")["stages"]["end_to_end"]["median_ms"]
+    claim(f"{now['end_to_end']:.2f} ms end to end, invoke {now['invoke']:.2f}, where on "
+          f"2026-11-25 it took {then['end_to_end']:.2f} (invoke {then['invoke']:.2f}, the table "
+          f"below)")
+    claim(f"the same bundle and code {now['end_to_end'] / then['end_to_end']:.2f} times slower")
+    claim(f"costs {e2e / now['end_to_end']:.2f} times the first default's time ({e2e:.2f} "
+          f"against {now['end_to_end']:.2f} ms)")
 
 
 def test_the_fine_tuned_default_bench_sentence():
