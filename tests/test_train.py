@@ -128,6 +128,7 @@ def test_the_long_cnn_runs_are_shown_when_finished_and_never_trained_by_table3(
     assert r.exit_code == 0, r.stderr
     rows = {row["model"]: row for row in json.loads((out / "table3.json").read_text())["rows"]}
     assert rows["improved-cnn-500"]["status"].startswith("not run yet: make cnn-500")
+    assert "make table3-cnn" in rows["improved-cnn-500"]["status"]  # where finished ones are
     assert not (out / "improved-cnn-500").exists()          # an hours-long run: never here
     assert rows["improved-cnn-augmented"]["status"] == "ok"
     assert rows["improved-cnn-augmented"]["accuracy"] != ""

@@ -36,6 +36,9 @@ LONG_RUNS = {"improved-cnn-500": "make cnn-500 (the paper's 500 epochs, no early
                                            "averaged: hours here)",
              "improved-cnn-augmented-distilled": "make cnn-augmented-distilled (the same, "
                                                  "taught by the default's model: hours here)"}
+# ...and where the finished ones are tabulated, beside this table (a folder without them
+# still points there: `make reproduce` makes one)
+LONG_RUN_TABLE = "; finished runs: make table3-cnn (results/paper/table3-cnn.*)"
 LABELS = {"improved-cnn": "Improved CNN (early stopping)",
           "improved-cnn-500": "Improved CNN (paper recipe, 500 epochs)",
           "improved-cnn-augmented": "Improved CNN + augmentation",
@@ -69,7 +72,7 @@ def run_table3(data_dir, rows, split_id, split_file, out, models=ALL_MODELS, wei
             log(f"{model}: not finished in {mdir}; {LONG_RUNS[model]}")
             done = max(map(len, read_history(mdir / "history.csv").values()))  # epochs logged
             status = (f"not finished: {done} epochs so far; " if done else "not run yet: ")
-            table.append(row(model, status=status + LONG_RUNS[model]))
+            table.append(row(model, status=status + LONG_RUNS[model] + LONG_RUN_TABLE))
             continue
         weights = "imagenet"
         if model in KERAS_EFFICIENTNETS:
