@@ -27,7 +27,9 @@ help:
 	@echo "make pi-wheels            the device part resolves to aarch64 wheels (Raspberry Pi OS)"
 	@echo "make test-pi              the device part on emulated arm64 Debian; results/pi/"
 	@echo "make demo                 synthetic set -> check -> split -> train -> convert -> report -> classify, in $(DEMO)/"
-	@echo "make reproduce DATA=DIR   the whole study on the real dataset, results into results/"
+	@echo "make reproduce DATA=DIR   the whole study on the real dataset, results into results/ (an hour)"
+	@echo "make bench                the default bundle's latency per stage; bench-original: the first default's"
+	@echo "make default-bundle       the default's recipe (25 min); adopt-default ships the run"
 	@echo "make check-claims         every README figure re-derived from results/"
 
 # --- the virtual environment -------------------------------------------------------------
