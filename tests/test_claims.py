@@ -787,3 +787,33 @@ def test_the_improved_cnn_long_runs():
     assert len(secs) == 500
     claim(f"takes a median {statistics.median(secs):.0f} s here")
     claim(f"{sum(secs) / 3600:.1f} hours of epochs")
+
+
+BEFORE_REPRODUCE = "5d804d6"  # the last commit before results/reproduce-time.json's run
+
+
+def _at(commit, rel):
+    import subprocess
+    out = subprocess.run(["git", "show", f"{commit}:results/{rel}"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, f"git show {commit}:results/{rel}: {out.stderr.strip()}"
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("split", ["paper", "grouped"])
+def test_make_reproduce_wrote_the_committed_accuracies_to_the_last_bit(split):
+    """'Every accuracy it wrote equals the committed one to the last bit': the report and
+    Table 3 of that run against those committed before it."""
+    keys = ("accuracy", "accuracy_ci95", "macro_f1", "macro_f1_ci95", "confusion")
+    now = {(r["model"], r["quant"]): r for r in load(f"{split}/report.json")["rows"]}
+    then = {(r["model"], r["quant"]): r
+            for r in _at(BEFORE_REPRODUCE, f"{split}/report.json")["rows"]}
+    assert set(now) == set(then)
+    for k in now:
+        assert [now[k][f] for f in keys] == [then[k][f] for f in keys], k
+    ok = lambda t: {r["model"]: r for r in t["rows"] if r["status"] == "ok"}
+    now3 = ok(load(f"{split}/table3.json"))
+    then3 = ok(_at(BEFORE_REPRODUCE, f"{split}/table3.json"))
+    assert set(now3) == set(then3)
+    for m in now3:
+        assert [now3[m][f] for f in keys[:4]] == [then3[m][f] for f in keys[:4]], m
