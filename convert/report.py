@@ -136,7 +136,8 @@ def run_report(data_dir, split_csv, models, out, quants=QUANT_LEVELS, latency_n=
                 row["drop_vs_float32"] = float_acc - row["accuracy"]
                 row["agreement_vs_float32"] = float(np.mean(pred == float_pred))
             table.append(row)
-    write_outputs(table, out, split_csv, split_id, len(test), len(view_idx))
+    write_outputs(table, out, split_csv, split_id, len(test), len(view_idx),
+                  len(latency_idx))
     return table
 
 
@@ -179,7 +180,7 @@ def to_csv(table):
     return buf.getvalue()
 
 
-def to_markdown(table, n_test, n_views):
+def to_markdown(table, n_test, n_views, n_latency):
     head = ["model", "quant", "size KB", "accuracy % (95% CI)", "macro-F1 % (95% CI)",
             "drop vs f32 (pts)", "agree w/ f32 %", "ms 1 thread", "ms all threads",
             "upright/rot90/180/270/flip acc % (view sample)"]
@@ -195,17 +196,16 @@ def to_markdown(table, n_test, n_views):
             "" if drop is None else f"{round(100 * drop, 2) + 0.0:+.2f}",
             _fmt(r.get("agreement_vs_float32")), f"{r['latency_ms_1t']:.1f}",
             f"{r['latency_ms_all']:.1f}", views]) + " |")
-    return "\n".join(lines) + "\n\n" + findings(table, n_test, n_views)
+    return "\n".join(lines) + "\n\n" + findings(table, n_test, n_views, n_latency)
 
 
-def findings(table, n_test, n_views):
+def findings(table, n_test, n_views, n_latency):
     """A few sentences, computed from the figures (nothing here is written by hand)."""
     best = max(table, key=lambda r: r["accuracy"])
     smallest = min(table, key=lambda r: r["size_kb"])
     fastest = min(table, key=lambda r: r["latency_ms_1t"])
     int8 = [r for r in table if r["quant"] == "int8" and r.get("drop_vs_float32") is not None]
     worst_view = min(table, key=lambda r: r["acc_min_view"] - r["acc_upright_views"])
-    n_latency = table[0].get("latency_images_1t", n_test)
     s = [f"Test set: {n_test} images; rotation/flip views on {n_views} of them (stratified); "
          f"latency at 1 thread on {n_latency}, at all threads on all.",
          f"Most accurate bundle: {best['bundle']} at {_fmt(best['accuracy'])}% "
@@ -252,12 +252,12 @@ def plot(table, out):
         plt.close(fig)
 
 
-def write_outputs(table, out, split_csv, split_id, n_test, n_views):
+def write_outputs(table, out, split_csv, split_id, n_test, n_views, n_latency):
     out = Path(out)
     atomic_write_text(out / "report.csv", to_csv(table))
     header = (f"# Accuracy vs quantization\n\nSplit: `{split_csv}` (id {split_id[:16]}). "
               f"Every figure is from the device code path (LiteRT + plain-weights SVM).\n\n")
-    atomic_write_text(out / "report.md", header + to_markdown(table, n_test, n_views))
+    atomic_write_text(out / "report.md", header + to_markdown(table, n_test, n_views, n_latency))
     slim = [{k: v for k, v in r.items() if k != "pred"} for r in table]
     from alledge.train.modeldir import provenance
     atomic_write_json(out / "report.json", {"split_id": split_id, "split_file": str(split_csv),

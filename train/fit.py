@@ -23,7 +23,8 @@ def learnt_white_point(x_tr, log=print):
 
 def cnn_model_name(augment, taught):
     """The Improved CNN's model name in model.json: its recipe."""
-    return ("improved-cnn-augmented" if augment else "improved-cnn") + ("-distilled" if taught else "")
+    return (("improved-cnn-augmented" if augment else "improved-cnn")
+            + ("-distilled" if taught else ""))
 
 
 def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32,
