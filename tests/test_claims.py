@@ -22,6 +22,16 @@ def load(rel):
     return json.loads((RESULTS / rel).read_text())
 
 
+def shipped():
+    """The shipped default bundle's manifest."""
+    return json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())
+
+
+def stages(rel):
+    """A bench file's median milliseconds, by stage."""
+    return {k: v["median_ms"] for k, v in load(rel)["stages"].items()}
+
+
 def flat(text):
     """README text with markdown emphasis and line breaks out of the way."""
     return " ".join(text.replace("**", "").split())
@@ -271,15 +281,18 @@ def test_quantization_summary():
           f"a turned image, up to {cost(['improved-cnn']):.0f};")
     n = {(r["view_images"], r["latency_images_1t"]) for r in rows.values()}
     assert n == {(200, 100)}  # the README's "sample of 200" and "sample of 100"
-    t = load("reproduce-time.json")["steps"]
-    minutes = {s["step"]: s["minutes"] for s in t}
+    minutes = _reproduce_minutes()
     claim(f"to {minutes['paper-report']:.1f} (paper) and {minutes['grouped-report']:.1f} (grouped)")
+
+
+def _reproduce_minutes():
+    """`make reproduce`'s minutes, by step (results/reproduce-time.json)."""
+    return {s["step"]: s["minutes"] for s in load("reproduce-time.json")["steps"]}
 
 
 def test_make_reproduce_minutes():
     """The reproduce paragraph: results/reproduce-time.json, written by `make reproduce`."""
-    t = load("reproduce-time.json")
-    m = {s["step"]: s["minutes"] for s in t["steps"]}
+    t, m = load("reproduce-time.json"), _reproduce_minutes()
     assert "cold feature and weights cache" in t["note"] and "fresh clone" in t["note"]
     assert t["provenance"]["date"].startswith("2026-11-27")
     claim(f"on 2026-11-27 it took {t['total_minutes']:.1f} minutes on this 2-core CPU")
@@ -314,11 +327,11 @@ def test_default_bundle_figures():
     """The shipped bundle: the fine-tuned Lite0's own figures, and the previous default's."""
     m = load("finetune/model/metrics.json")
     info = load("finetune/model/model.json")
-    shipped = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())
+    manifest = shipped()
     claim(f"(epoch {info['best_epoch']} of {info['epochs_run']}, {info['train_seconds'] / 60:.0f} "
           f"minutes here, `results/finetune/model/`). Keras float32: {pct(m['accuracy'])}% on the "
-          f"paper test split; the int8 bundle without its gate {pct(shipped['metrics']['accuracy'])}%.")
-    assert shipped["source_model"]["backbone"] == "efficientnet-lite0" and shipped["kind"] == "cnn"
+          f"paper test split; the int8 bundle without its gate {pct(manifest['metrics']['accuracy'])}%.")
+    assert manifest["source_model"]["backbone"] == "efficientnet-lite0" and manifest["kind"] == "cnn"
     # the previous default, Lite0 + SVM int8: the report's bundle
     r = _report("paper")["efficientnet-lite0-svm", "int8"]
     claim(f"({pct(r['accuracy'])}% on the test split before any gate;")
@@ -393,7 +406,7 @@ def test_scale_estimate_and_capture_speed_sentences():
     claim(f"against BCCD's red-cell boxes {pct(bc['median_abs'], 1)}% (median absolute; signed "
           f"−{pct(-bc['median'], 1)}%, 90th percentile {pct(bc['p90_abs'], 0)}%; "
           f"{s['bccd']['no_estimate']} of {s['bccd']['images']} photos without an estimate)")
-    big = {k: v["median_ms"] for k, v in load("captures/bench-12mp.json")["stages"].items()}
+    big = stages("captures/bench-12mp.json")
     small = load("captures/bench-224.json")["stages"]["end_to_end"]["median_ms"]
     claim(f"the check's 12 MP JPEG {big['end_to_end']:.1f} ms end to end (decode at 1/4 "
           f"{big['decode']:.1f} ms, quality {big['quality']:.1f}, scale {big['scale']:.1f}, tiling "
@@ -416,10 +429,14 @@ def _drop(stress, change):
     return f"{100 * stress['changes'][change + '/moderate']['drop']:.2f}"
 
 
+def _moderate(stress):
+    """A bundle's changes at moderate severity, by change name."""
+    return {k.split("/")[0]: v for k, v in stress["changes"].items() if k.endswith("/moderate")}
+
+
 def _worst_moderate(stress):
     """A bundle's worst correct-of-all over the moderate changes: the rule for the default."""
-    return min(v["correct_of_all"] for k, v in stress["changes"].items()
-               if k.endswith("/moderate"))
+    return min(v["correct_of_all"] for v in _moderate(stress).values())
 
 
 def test_robustness_tables_are_the_stress_files():
@@ -445,7 +462,7 @@ def test_robustness_tables_are_the_stress_files():
                     f"{100 * v['drop']:.2f}", pct(v["accuracy_of_answered"]),
                     pct(base["changes"][key]["correct_of_all"]),
                     pct(cnn["changes"][key]["correct_of_all"])])
-    moderate = {k.split("/")[0]: v for k, v in b["changes"].items() if k.endswith("/moderate")}
+    moderate = _moderate(b)
     drops = sorted(v["drop"] for k, v in moderate.items() if k not in ("jpeg", "zoom_in"))
     d = lambda k: _drop(b, k)
     claim(f"What the default answers stays right under every moderate change "
@@ -498,7 +515,7 @@ def test_the_candidate_default_paragraph():
 def test_the_default_against_the_previous_one_on_the_same_device_code():
     b, pr = _stress("paper"), _stress("previous-finetuned-retry")
     assert pr["bundle"].endswith("@29ded1b4f2df")     # the previous default as it was shipped
-    mod = lambda x: {k.split("/")[0]: v for k, v in x["changes"].items() if k.endswith("/moderate")}
+    mod = _moderate
     d = _drop
     assert min(mod(b), key=lambda k: mod(b)[k]["correct_of_all"]) == "zoom_in"
     assert min(mod(pr), key=lambda k: mod(pr)[k]["correct_of_all"]) == "exposure_up"
@@ -572,8 +589,7 @@ def test_the_improved_cnn_s_column_and_the_matrix():
 
 
 def test_the_default_s_white_point_is_the_one_shipped():
-    wp = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())[
-        "preprocessing"]["white_point"]
+    wp = shipped()["preprocessing"]["white_point"]
     claim("one ([" + ", ".join(f"{v:.0f}" for v in wp["target"]) + "] for the default;")
 
 
@@ -649,8 +665,7 @@ def test_the_model_trained_on_the_white_point_is_not_the_default():
 
 
 def test_the_default_s_make_bench_sentence():
-    name = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())[
-        "name"]
+    name = shipped()["name"]
     files = {k: load(f"bench/{name}-{k}.json") for k in ("1t", "2t", "1t-tflite-runtime",
                                                           "1t-640x480")}
     assert {f["bundle"].split("@")[0] for f in files.values()} == {name}
@@ -668,14 +683,11 @@ def test_the_default_s_make_bench_sentence():
 
 def test_the_first_default_timed_again_today():
     """`make bench-original`: the first default by its own code, beside `make bench`."""
-    now = {k: v["median_ms"] for k, v in load("bench/original-default-1t.json")["stages"].items()}
-    then = {k: v["median_ms"] for k, v in load("bench/default-1t.json")["stages"].items()}
+    now, then = stages("bench/original-default-1t.json"), stages("bench/default-1t.json")
     f = load("bench/original-default-1t.json")
     assert f["bundle"] == load("bench/default-1t.json")["bundle"]  # the very same bundle
     assert f["code_commit"].startswith("c164cf3")
-    name = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())[
-        "name"]
-    e2e = load(f"bench/{name}-1t.json")["stages"]["end_to_end"]["median_ms"]
+    e2e = stages(f"bench/{shipped()['name']}-1t.json")["end_to_end"]
     claim(f"{now['end_to_end']:.2f} ms end to end, invoke {now['invoke']:.2f}, where on "
           f"2026-11-25 it took {then['end_to_end']:.2f} (invoke {then['invoke']:.2f}, the table "
           f"below)")
@@ -685,7 +697,7 @@ def test_the_first_default_timed_again_today():
 
 
 def test_the_fine_tuned_default_bench_sentence():
-    b = lambda f: {k: v["median_ms"] for k, v in load(f"bench/{f}.json")["stages"].items()}
+    b = lambda f: stages(f"bench/{f}.json")
     a, two, n = b("finetuned-default-1t"), b("finetuned-default-2t"), b(
         "finetuned-default-no-white-point-1t")
     claim(f"end to end {a['end_to_end']:.2f} ms at one thread ({two['end_to_end']:.2f} at two), "
@@ -696,21 +708,19 @@ def test_the_fine_tuned_default_bench_sentence():
 
 
 def test_the_default_s_quality_thresholds_are_the_ones_shipped():
-    q = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())[
-        "quality"]
+    q = shipped()["quality"]
     claim(f"The shipped one's:\n  sharpness {q['min_sharpness']:.2f}, clipped {q['max_clipped']:g}, "
           f"contrast {q['min_contrast']:g} and brightness {q['min_brightness']:g}.")
 
 
 def test_the_default_s_training_scale_is_the_one_shipped():
-    sc = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())["scale"]
+    sc = shipped()["scale"]
     claim(f"manifest `scale`, {sc['rbc_diameter_px']:.2f} px, the median of the device's own "
           f"estimator on the {sc['n_images']} training images")
 
 
 def test_the_default_s_colour_range_is_the_one_shipped():
-    lo, hi = json.loads((ROOT / "device" / "bundles" / "default" / "manifest.json").read_text())[
-        "colour"]["red_minus_blue"]
+    lo, hi = shipped()["colour"]["red_minus_blue"]
     claim(f"widened by 10 levels ([{lo}, {hi}] for the default)")
 
 
