@@ -150,6 +150,29 @@ def test_training_on_a_missing_split_is_one_line_and_exit_2(tmp_path, synth_data
     assert r.stderr.startswith("error:") and "Traceback" not in r.stderr
 
 
+def test_the_cnn_can_learn_on_smoothed_labels(trained, run_cli, tmp_path):
+    out = tmp_path / "smoothed"
+    r = run_cli("train", "cnn", "--data", trained["data"], "--split", trained["split"],
+                "--out", out, "--epochs", 2, "--augment", "--input-size", 96,
+                "--label-smoothing", 0.1)
+    assert r.exit_code == 0, r.stderr
+    info = json.loads((out / "model.json").read_text())
+    assert info["label_smoothing"] == 0.1 and info["augmented"] is True
+    assert 0.0 <= json.loads((out / "metrics.json").read_text())["accuracy"] <= 1.0
+    # without --augment it smooths the plain tf.data targets
+    r = run_cli("train", "cnn", "--data", trained["data"], "--split", trained["split"],
+                "--out", tmp_path / "smoothed-plain", "--epochs", 1, "--input-size", 96,
+                "--label-smoothing", 0.1)
+    assert r.exit_code == 0, r.stderr
+
+
+def test_label_smoothing_must_leave_most_of_the_target_on_the_class(trained, run_cli, tmp_path):
+    r = run_cli("train", "cnn", "--data", trained["data"], "--split", trained["split"],
+                "--out", tmp_path / "x", "--epochs", 1, "--label-smoothing", 0.5)
+    assert r.exit_code == 2 and "Traceback" not in r.stderr
+    assert not (tmp_path / "x").exists()
+
+
 def test_soft_targets_mix_the_true_class_with_the_teacher_s_softened_probabilities():
     from alledge.train.cnn import soft_targets
     teacher = np.array([[0.90, 0.08, 0.01, 0.01], [0.05, 0.05, 0.10, 0.80]])

@@ -71,9 +71,12 @@ def _summary(name, metrics, out):
               help="With --augment: a CNN model directory trained on the same split (the "
                    "fine-tuned Lite0) whose probabilities on each augmented batch join the "
                    "targets (distillation).")
+@click.option("--label-smoothing", default=0.0, show_default=True,
+              type=click.FloatRange(0.0, 0.5, max_open=True),
+              help="Each target keeps 1 - this on its class and spreads the rest evenly.")
 @click.option("--seed", default=0, show_default=True, type=int)
 def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_size, input_size,
-        augment, white_point, turn_clean, ema, teacher, seed):
+        augment, white_point, turn_clean, ema, teacher, label_smoothing, seed):
     """The paper's Improved CNN, trained on the split's training part.
 
     An interrupted run resumes from OUT/backup when started again with the same arguments.
@@ -92,7 +95,8 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
     metrics = _guard(fit_cnn_model, data_dir, rows, split_id, out, epochs, patience,
                      batch_size, input_size, seed, split_file=str(split_csv), augment=augment,
                      white_point=white_point, turn_clean=turn_clean, ema=ema,
-                     teacher_dir=teacher, log=lambda m: click.echo(m, err=True))
+                     teacher_dir=teacher, label_smoothing=label_smoothing,
+                     log=lambda m: click.echo(m, err=True))
     _summary(cnn_model_name(augment, teacher is not None), metrics, out)
 
 

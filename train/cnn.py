@@ -91,7 +91,7 @@ def soft_targets(teacher_probs, y, n_classes, share=DISTILL_SHARE,
 
 
 def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False,
-                      teacher=None, n_classes=4):
+                      teacher=None, n_classes=4, one_hot=False):
     """The training part as a Keras PyDataset that draws a new random capture of half the
     images each epoch (alledge.train.capture_changes.augment, as in the fine-tuning), in a
     new order, scaled to `white_point` when given. With `turn_clean` the other half is
@@ -99,7 +99,8 @@ def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False
     orientation of its untouched half (each other dihedral view of the test set reads 0.4-1.0
     points under the untouched one). With a `teacher` (a Keras model), the targets are
     soft_targets of its probabilities on the very images of the batch, as the device would
-    feed them to it. Runs in the training process: no worker copies."""
+    feed them to it. `one_hot`: the true classes as one-hot rows (for a categorical loss).
+    Runs in the training process: no worker copies."""
     import keras
     from .finetune import augmented_epoch
 
@@ -116,7 +117,7 @@ def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False
             idx = self.order[i * batch_size:(i + 1) * batch_size]
             xb = augmented_epoch(x[idx], self.rng, white_point=white_point, turn_clean=turn_clean)
             if teacher is None:
-                return xb, y[idx]
+                return xb, (np.eye(n_classes, dtype=np.float32)[y[idx]] if one_hot else y[idx])
             return xb, soft_targets(np.asarray(teacher.predict_on_batch(xb)), y[idx], n_classes)
 
         def on_epoch_end(self):
@@ -127,7 +128,7 @@ def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False
 
 def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, batch_size=32,
               learning_rate=1e-3, seed=0, augment=False, white_point=None, turn_clean=False,
-              ema=False, teacher=None):
+              ema=False, teacher=None, label_smoothing=0.0):
     """Fit the Improved CNN; keeps the weights of the epoch with the best validation accuracy.
 
     patience=None runs every epoch (the paper's recipe: no early stopping).
@@ -144,6 +145,9 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     probabilities on each augmented batch join the targets (soft_targets): how sure it is,
     and which class it would take second, under a capture change. The validation images
     keep their true classes alone: the epoch kept is chosen on them, as without it.
+    label_smoothing: each target keeps 1 - label_smoothing on its class and spreads the rest
+    evenly (Szegedy et al. 2016): a network that must not be sure of one camera's look is
+    not pushed to certainty on every augmented capture. The validation loss smooths too.
 
     Returns (model, history dict). The best weights are also checkpointed to out_dir each
     time they improve, so an interrupted run keeps its best epoch.
@@ -157,17 +161,21 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     if teacher is not None and not augment:
         raise ValueError("a teacher needs augment: its targets are made batch by batch")
     n_classes = model.output_shape[-1]
-    # soft targets need the categorical loss; the validation labels go one-hot with them
-    loss = "categorical_crossentropy" if teacher is not None else "sparse_categorical_crossentropy"
-    y_val = np.eye(n_classes, dtype=np.float32)[y[va]] if teacher is not None else y[va]
+    # soft targets and smoothing need the categorical loss; every label goes one-hot with them
+    categorical = teacher is not None or label_smoothing > 0
+    loss = (keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing) if categorical
+            else "sparse_categorical_crossentropy")
+    one_hot = (lambda t: np.eye(n_classes, dtype=np.float32)[t]) if categorical else (lambda t: t)
+    y_val = one_hot(y[va])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, **averaged),
                   loss=loss, metrics=["accuracy"])
     # Decoded once into memory; tf.data shuffles and prefetches the uint8 arrays.
     if augment:
         train_ds = augmented_batches(x[tr], y[tr], batch_size, seed, white_point, turn_clean,
-                                     teacher, n_classes)
+                                     teacher, n_classes, one_hot=categorical)
     else:
-        train_ds = (tf.data.Dataset.from_tensor_slices((with_white_point(x[tr], white_point), y[tr]))
+        train_ds = (tf.data.Dataset.from_tensor_slices((with_white_point(x[tr], white_point),
+                                                         one_hot(y[tr])))
                     .shuffle(len(tr), seed=seed, reshuffle_each_iteration=True)
                     .batch(batch_size).prefetch(tf.data.AUTOTUNE))
     val_ds = (tf.data.Dataset.from_tensor_slices((with_white_point(x[va], white_point), y_val))
@@ -204,6 +212,7 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
                    "best_val_accuracy": float(h["val_accuracy"][best]), "augmented": bool(augment),
                    **({"clean_share_turned": True} if turn_clean else {}),
                    **({"ema_momentum": EMA_MOMENTUM} if ema else {}),
+                   **({"label_smoothing": label_smoothing} if label_smoothing else {}),
                    **({"distilled": {"share": DISTILL_SHARE, "temperature": DISTILL_TEMPERATURE}}
                       if teacher is not None else {}),
                    "n_train": int(len(tr)), "n_val": int(len(va))}
