@@ -48,17 +48,37 @@ def test_bench_times_the_scaled_stages(run_cli, tmp_path):
         assert stages[key]["median_ms"] >= 0
 
 
-def test_a_single_field_out_of_domain_by_its_score_is_tried_at_nearby_zooms(run_cli, tmp_path):
-    # Drawn smears lie outside the shipped model's domain: nearly all are flagged by their
-    # out-of-domain score when read at their own scale (results/stress/: 1% answered).
-    from alledge.device.frames import FIELD_ZOOMS
+def drawn_fields(tmp_path, shrink=1.0):
+    """The four drawn smears of `alledge data synth --per-class 1 --seed 7` as 224 px JPEG
+    files; shrink < 1 makes their cells smaller (the field shrunk and repeated to 224 px)."""
+    import numpy as np
     from alledge.train.synth import write_synth
     write_synth(tmp_path / "s", per_class=1, seed=7)
-    paths = sorted((tmp_path / "s").glob("*/*.jpg"))
+    paths = []
+    for p in sorted((tmp_path / "s").glob("*/*.jpg")):
+        img = cv2.imread(str(p))
+        if shrink != 1.0:
+            small = cv2.resize(img, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+            reps = -(-224 // small.shape[0])
+            img = np.ascontiguousarray(np.tile(small, (reps, reps, 1))[:224, :224])
+        paths.append(tmp_path / f"{p.stem}-{shrink}.jpg")
+        cv2.imwrite(str(paths[-1]), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return paths
+
+
+def test_a_single_field_out_of_domain_by_its_score_is_tried_at_nearby_zooms(run_cli, tmp_path):
+    # Drawn smears lie outside the shipped model's domain: nearly all are flagged by their
+    # out-of-domain score when read at their own scale (results/stress/). Shrunk by half,
+    # their cells read within twice the training size (RESCUE_RATIO): a nearby zoom might
+    # mend such a field, so it is tried.
+    from alledge.device.frames import FIELD_ZOOMS, RESCUE_RATIO
+    paths = drawn_fields(tmp_path, shrink=0.5)
     lines = run_cli("classify", "--no-log", "--json", "--tiles", *paths).output.splitlines()
     refined = [json.loads(line) for line in lines if '"refined"' in line]
     assert refined
     for record in refined:
+        scale = record["scale"]
+        assert scale["rbc_diameter_px"] <= RESCUE_RATIO * scale["training_px"]
         zooms = record["tiles"]["zooms"]
         tried = [z["zoom"] for z in zooms]
         assert tried == [1.0, *FIELD_ZOOMS][:len(tried)] and len(tried) > 1
@@ -70,11 +90,28 @@ def test_a_single_field_out_of_domain_by_its_score_is_tried_at_nearby_zooms(run_
         assert record["status"] == ("ok" if best["status"] == "ok" else "out_of_domain")
 
 
+def test_a_field_out_of_domain_with_cells_far_off_the_training_size_is_not_read_again(
+        run_cli, tmp_path):
+    # At their own size the drawn cells read over twice the training ones: no nearby zoom
+    # mends that, and each try would be one more chance to score under the threshold
+    # (the retry let 19 of 200 drawn smears through before RESCUE_RATIO)
+    from alledge.device.frames import RESCUE_RATIO
+    lines = run_cli("classify", "--no-log", "--json", "--tiles",
+                    *drawn_fields(tmp_path)).output.splitlines()
+    records = [json.loads(line) for line in lines]
+    far = [r for r in records
+           if r["scale"]["rbc_diameter_px"] > RESCUE_RATIO * r["scale"]["training_px"]]
+    assert len(far) >= 2
+    for record in far:
+        assert record["status"] == "out_of_domain" and record["ood_score"] is not None
+        assert "refined" not in record["scale"] and "zooms" not in record["tiles"]
+
+
 def test_which_single_fields_are_read_again_and_at_which_zooms():
     from alledge.device.bundle import DEFAULT_BUNDLE, load_bundle
     from alledge.device.classify import Classifier
-    from alledge.device.frames import (CELLS_LARGER, FIELD_ZOOMS, LARGER_ZOOMS, STOP_FRACTION,
-                                       _field_zooms)
+    from alledge.device.frames import (CELLS_LARGER, FIELD_ZOOMS, LARGER_ZOOMS, RESCUE_RATIO,
+                                       STOP_FRACTION, _field_zooms)
     c = Classifier(load_bundle(DEFAULT_BUNDLE))
     t = c.ood_threshold
     seen = lambda d, source="estimated": {"rbc_diameter_px": d, "training_px": 19.3,
@@ -83,6 +120,10 @@ def test_which_single_fields_are_read_again_and_at_which_zooms():
     foreign = {"status": "out_of_domain", "ood_score": 1.5 * t}
     big, usual = 19.3 * CELLS_LARGER + 0.5, 19.3
     assert _field_zooms(c, foreign, seen(usual)) == FIELD_ZOOMS     # out of domain by score
+    for near in (19.3 / RESCUE_RATIO, 19.3 * RESCUE_RATIO):          # cells up to twice or
+        assert _field_zooms(c, foreign, seen(near)) == FIELD_ZOOMS   # half the size
+    for far in (19.3 / RESCUE_RATIO - 0.1, 19.3 * RESCUE_RATIO + 0.1):   # further off: no
+        assert _field_zooms(c, foreign, seen(far)) == ()             # nearby zoom mends it
     assert _field_zooms(c, ok(0.9 * t), seen(big)) == LARGER_ZOOMS   # larger cells, unsure
     assert _field_zooms(c, ok(0.9 * t), seen(usual)) == ()           # its own scale reads
     assert _field_zooms(c, ok(0.9 * STOP_FRACTION * t), seen(big)) == ()  # clearly in domain
