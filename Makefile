@@ -319,7 +319,7 @@ cnn-augmented-distilled: $(STAMP)
 
 # Their Table 3 rows, beside the main table: results/paper/table3-cnn.* and their model files.
 CNN_RUNS := improved-cnn-500 improved-cnn-augmented improved-cnn-augmented-turned improved-cnn-augmented-ema \
-    improved-cnn-augmented-distilled
+    improved-cnn-augmented-smoothed improved-cnn-augmented-distilled
 table3-cnn: $(STAMP)
 	$(BIN)/alledge train table3 --data $(DATA) --split results/splits/paper.csv --out $(RUNS)/paper \
 	    --models $(shell echo $(CNN_RUNS) | tr ' ' ',')

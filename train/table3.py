@@ -22,6 +22,7 @@ PAPER = {
     "improved-cnn": (99.18, "8.1M"), "improved-cnn-500": (99.18, "8.1M"),
     "improved-cnn-augmented": (99.18, "8.1M"), "improved-cnn-augmented-turned": (99.18, "8.1M"),
     "improved-cnn-augmented-ema": (99.18, "8.1M"),
+    "improved-cnn-augmented-smoothed": (99.18, "8.1M"),
     "improved-cnn-augmented-distilled": (99.18, "8.1M"),
 }
 # One-off runs with their own make targets (hours here): Table 3 shows them when their
@@ -34,6 +35,8 @@ LONG_RUNS = {"improved-cnn-500": "make cnn-500 (the paper's 500 epochs, no early
                                               "half turned too: hours here)",
              "improved-cnn-augmented-ema": "make cnn-augmented-ema (the same, weights "
                                            "averaged: hours here)",
+             "improved-cnn-augmented-smoothed": "make cnn-augmented-smoothed (the same, "
+                                                "labels smoothed: hours here)",
              "improved-cnn-augmented-distilled": "make cnn-augmented-distilled (the same, "
                                                  "taught by the default's model: hours here)"}
 # ...and where the finished ones are tabulated, beside this table (a folder without them
@@ -44,6 +47,7 @@ LABELS = {"improved-cnn": "Improved CNN (early stopping)",
           "improved-cnn-augmented": "Improved CNN + augmentation",
           "improved-cnn-augmented-turned": "Improved CNN + augmentation, clean half turned",
           "improved-cnn-augmented-ema": "Improved CNN + augmentation, weights averaged",
+          "improved-cnn-augmented-smoothed": "Improved CNN + augmentation, labels smoothed",
           "improved-cnn-augmented-distilled": "Improved CNN + augmentation, distilled"}
 KERAS_WEIGHT_FILES = {name: f"{ctor.lower()}_notop.h5" for name, (ctor, _) in
                       KERAS_EFFICIENTNETS.items()}
