@@ -214,7 +214,7 @@ MEASURE_TESTS := tests/test_data_synth.py::test_learnable_but_not_trivial \
     tests/test_train.py::test_colour_baseline_reaches_well_above_chance_on_the_synthetic_set \
     tests/test_convert.py::test_int8_predictions_agree_with_float32 \
     tests/test_convert.py::test_float32_bundle_outputs_equal_keras_within_1e4 \
-    tests/test_lite_port.py tests/test_convert_real.py \
+    tests/test_lite_port.py tests/test_convert_real.py tests/test_scale_real.py \
     tests/test_default_bundle_real.py::test_tensorflow_lite_the_last_fallback_runs_the_shipped_bundle
 measure: $(STAMP)
 	ALLEDGE_RECORD_MEASUREMENTS=1 ALLEDGE_DATA=$(abspath $(DATA)) $(BIN)/pytest -q $(MEASURE_TESTS)

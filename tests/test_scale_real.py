@@ -7,7 +7,7 @@ from alledge.device.images import read_rgb
 from alledge.train.split import read_split, subset
 
 
-def test_nearly_every_training_field_reads_within_the_rescue_ratio(real_data):
+def test_nearly_every_training_field_reads_within_the_rescue_ratio(real_data, measured):
     rows, _ = read_split("results/splits/paper.csv")
     train = scale.training_diameter(load_bundle(DEFAULT_BUNDLE).manifest)
     fields = subset(rows, "train")
@@ -16,5 +16,7 @@ def test_nearly_every_training_field_reads_within_the_rescue_ratio(real_data):
     ratios = [scale.estimate_diameter(read_rgb(real_data / r["path"]), refine=False) / train
               for r in fields]
     within = sum(1 / frames.RESCUE_RATIO <= q <= frames.RESCUE_RATIO for q in ratios)
-    # measured 2026-11-27: 2274 of 2279 (99.78%); the drawn smears read 2.0-4.3
-    assert within / len(fields) >= 0.995
+    share = within / len(fields)
+    # the floor: the committed measurement (results/measurements/test_scale_real.json,
+    # 2274 of 2279 on 2026-11-27) less 2 fields' worth; the drawn smears read 2.0-4.3
+    assert share >= measured("training_fields_within_rescue_ratio", share) - 2 / len(fields)
