@@ -555,6 +555,10 @@ def test_the_rescue_ratio_paragraph():
           f"results/stress/paper/stress.md), where the previous default without the retry\n"
           f"answered {syn(_stress('previous-finetuned'))}% and with it "
           f"{syn(before('previous-finetuned-retry'))}%.")
+    within = load("measurements/test_scale_real.json")["values"][
+        "training_fields_within_rescue_ratio"]
+    claim(f"({pct(within)}% of the 2279 training\nfields read within the ratio, "
+          f"`tests/test_scale_real.py`)")
     claim(f"the default answers {syn(b)}% of the\nsynthetic smears, the grouped split's recipe "
           f"{syn(g)}% ({syn(g0)}%),")
     cost = lambda k: round(100 * (b0["changes"][f"{k}/moderate"]["correct_of_all"]
