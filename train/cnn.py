@@ -91,7 +91,7 @@ def soft_targets(teacher_probs, y, n_classes, share=DISTILL_SHARE,
 
 
 def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False,
-                      teacher=None, n_classes=4, one_hot=False):
+                      teacher=None, n_classes=4, as_targets=lambda t: t):
     """The training part as a Keras PyDataset that draws a new random capture of half the
     images each epoch (alledge.train.capture_changes.augment, as in the fine-tuning), in a
     new order, scaled to `white_point` when given. With `turn_clean` the other half is
@@ -99,8 +99,8 @@ def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False
     orientation of its untouched half (each other dihedral view of the test set reads 0.4-1.0
     points under the untouched one). With a `teacher` (a Keras model), the targets are
     soft_targets of its probabilities on the very images of the batch, as the device would
-    feed them to it. `one_hot`: the true classes as one-hot rows (for a categorical loss).
-    Runs in the training process: no worker copies."""
+    feed them to it; else `as_targets` of the true classes (one-hot rows for a categorical
+    loss). Runs in the training process: no worker copies."""
     import keras
     from .finetune import augmented_epoch
 
@@ -117,7 +117,7 @@ def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False
             idx = self.order[i * batch_size:(i + 1) * batch_size]
             xb = augmented_epoch(x[idx], self.rng, white_point=white_point, turn_clean=turn_clean)
             if teacher is None:
-                return xb, (np.eye(n_classes, dtype=np.float32)[y[idx]] if one_hot else y[idx])
+                return xb, as_targets(y[idx])
             return xb, soft_targets(np.asarray(teacher.predict_on_batch(xb)), y[idx], n_classes)
 
         def on_epoch_end(self):
@@ -165,17 +165,18 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     categorical = teacher is not None or label_smoothing > 0
     loss = (keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing) if categorical
             else "sparse_categorical_crossentropy")
-    one_hot = (lambda t: np.eye(n_classes, dtype=np.float32)[t]) if categorical else (lambda t: t)
-    y_val = one_hot(y[va])
+    as_targets = ((lambda t: np.eye(n_classes, dtype=np.float32)[t]) if categorical
+                  else (lambda t: t))
+    y_val = as_targets(y[va])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, **averaged),
                   loss=loss, metrics=["accuracy"])
     # Decoded once into memory; tf.data shuffles and prefetches the uint8 arrays.
     if augment:
         train_ds = augmented_batches(x[tr], y[tr], batch_size, seed, white_point, turn_clean,
-                                     teacher, n_classes, one_hot=categorical)
+                                     teacher, n_classes, as_targets)
     else:
         train_ds = (tf.data.Dataset.from_tensor_slices((with_white_point(x[tr], white_point),
-                                                         one_hot(y[tr])))
+                                                         as_targets(y[tr])))
                     .shuffle(len(tr), seed=seed, reshuffle_each_iteration=True)
                     .batch(batch_size).prefetch(tf.data.AUTOTUNE))
     val_ds = (tf.data.Dataset.from_tensor_slices((with_white_point(x[va], white_point), y_val))
