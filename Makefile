@@ -249,8 +249,15 @@ define FT_RECIPE
 	$(BIN)/alledge train finetune --data $(DATA) --split results/splits/$(1).csv --out $(2) --epochs 12 --max-gain 1.8
 	mkdir -p $(4)
 	cp $(2)/metrics.json $(2)/model.json $(4)/
-	$(BIN)/alledge convert $(2) --out $(3) --quant int8 --data $(DATA) --white-point
+	$(call INT8_BUNDLE,$(1),$(2),$(3),--white-point,$(5),$(6))
+endef
+# A trained model -> its int8 bundle with its gates and training scale, its figures on the
+# test part, its robustness. $(1): split, $(2): model dir, $(3): bundle dir, $(4): convert's
+# other flags, $(5): its gated test figures, $(6): its stress folder
+define INT8_BUNDLE
+	$(BIN)/alledge convert $(2) --out $(3) --quant int8 --data $(DATA) $(4)
 	$(BIN)/alledge scale $(3) --data $(DATA) --split results/splits/$(1).csv
+	mkdir -p $(dir $(5))
 	$(BIN)/alledge evaluate --bundle $(3) --data $(DATA) --split results/splits/$(1).csv --out $(5)
 	$(BIN)/alledge stress --bundle $(3) --data $(DATA) --split results/splits/$(1).csv \
 	    --bccd $(BCCD) --out $(6)
@@ -283,13 +290,9 @@ grouped-recipe: $(STAMP)
 # point (about 25 minutes): results/candidate-no-white-point/ and
 # results/stress/candidate-no-white-point{,-grouped}/.
 NOWP := results/candidate-no-white-point
+# $(1): split, $(2): its stress folder's suffix
 define NOWP_BUNDLE
-	$(BIN)/alledge convert $(RUNS)/$(1)/efficientnet-lite0-finetuned-12-gain18 --out $(RUNS)/$(1)/bundle-ft12-gain18-nowp-int8 --quant int8 --data $(DATA)
-	$(BIN)/alledge scale $(RUNS)/$(1)/bundle-ft12-gain18-nowp-int8 --data $(DATA) --split results/splits/$(1).csv
-	mkdir -p $(NOWP)
-	$(BIN)/alledge evaluate --bundle $(RUNS)/$(1)/bundle-ft12-gain18-nowp-int8 --data $(DATA) --split results/splits/$(1).csv --out $(NOWP)/$(1)-int8-gated-test.json
-	$(BIN)/alledge stress --bundle $(RUNS)/$(1)/bundle-ft12-gain18-nowp-int8 --data $(DATA) --split results/splits/$(1).csv \
-	    --bccd $(BCCD) --out results/stress/candidate-no-white-point$(2)
+	$(call INT8_BUNDLE,$(1),$(RUNS)/$(1)/efficientnet-lite0-finetuned-12-gain18,$(RUNS)/$(1)/bundle-ft12-gain18-nowp-int8,,$(NOWP)/$(1)-int8-gated-test.json,results/stress/candidate-no-white-point$(2))
 endef
 candidate-no-white-point: $(STAMP)
 	$(call NOWP_BUNDLE,paper,)
