@@ -18,7 +18,7 @@ DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
 .PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi default-bundle grouped-recipe stress stress-baseline demo demo-data demo-check demo-split demo-train demo-report demo-classify \
-        adopt-default bench-original reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented cnn-augmented-turned cnn-augmented-ema cnn-augmented-smoothed cnn-augmented-distilled stress-cnn stress-previous candidate-no-white-point matrix table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
+        adopt-default bench-original reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented cnn-augmented-turned cnn-augmented-ema cnn-augmented-smoothed cnn-augmented-distilled stress-cnn stress-previous candidate-no-white-point candidate-overexposed-white-point matrix table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
 
 help:
 	@echo "make test                 run the tests (creates .venv when missing)"
@@ -297,6 +297,18 @@ endef
 candidate-no-white-point: $(STAMP)
 	$(call NOWP_BUNDLE,paper,)
 	$(call NOWP_BUNDLE,grouped,-grouped)
+
+# The same models with the white point for overexposed fields only (--white-point-overexposed,
+# about 25 minutes): results/candidate-overexposed-white-point/ and
+# results/stress/candidate-overexposed-white-point{,-grouped}/.
+OEWP := results/candidate-overexposed-white-point
+# $(1): split, $(2): its stress folder's suffix
+define OEWP_BUNDLE
+	$(call INT8_BUNDLE,$(1),$(RUNS)/$(1)/efficientnet-lite0-finetuned-12-gain18,$(RUNS)/$(1)/bundle-ft12-gain18-oewp-int8,--white-point-overexposed,$(OEWP)/$(1)-int8-gated-test.json,results/stress/candidate-overexposed-white-point$(2))
+endef
+candidate-overexposed-white-point: $(STAMP)
+	$(call OEWP_BUNDLE,paper,)
+	$(call OEWP_BUNDLE,grouped,-grouped)
 
 # The Improved CNN's two long runs (Table 3 rows of their own; not part of `reproduce`):
 # each resumes where it was stopped (OUT/backup); `make table3-cnn` then shows them.

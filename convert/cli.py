@@ -29,10 +29,14 @@ def _quiet_tf():
 @click.option("--white-point", is_flag=True,
               help="Scale each input to the training images' white point (fitted with the "
                    "gate; for a model trained on augmented exposure, as the default).")
+@click.option("--white-point-overexposed", is_flag=True,
+              help="As --white-point, but only for overexposed fields: those with more "
+                   "pixels at the sensor's ceiling than 95% of the training images (the "
+                   "others are read as they are, as the model learnt them).")
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False), default=None,
               help="Sign the bundle with this Ed25519 private key ('alledge keys new').")
 def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no_eval,
-            white_point, sign_key):
+            white_point, white_point_overexposed, sign_key):
     """Quantize a trained model directory to a verified TFLite bundle."""
     from .sign import SignError, load_private_key, sign_bundle
     try:  # a bad key is found before TensorFlow loads and the conversion runs
@@ -48,7 +52,8 @@ def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no
     try:
         manifest = build_bundle(model_dir, out, quant, data_dir=data_dir, split_csv=split_csv,
                                 calibration=calibration, edgetpu=edgetpu, evaluate=not no_eval,
-                                white_point=white_point, log=lambda m: click.echo(m, err=True))
+                                white_point="overexposed" if white_point_overexposed
+                                else white_point, log=lambda m: click.echo(m, err=True))
     except ConvertError as e:
         fail(str(e), e.code)
     signed = f", signed by key {sign_bundle(out, key)}" if key is not None else ""
@@ -73,9 +78,14 @@ def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no
 @click.option("--white-point", is_flag=True,
               help="Scale each input to the training images' white point (a model that "
                    "learnt from unnormalised images sees them otherwise than it learnt).")
+@click.option("--white-point-overexposed", is_flag=True,
+              help="As --white-point, but only for overexposed fields: those with more "
+                   "pixels at the sensor's ceiling than 95% of the training images (the "
+                   "others are read as they are, as the model learnt them).")
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False), default=None,
               help="Sign the rewritten bundle with this Ed25519 private key.")
-def gate(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, white_point, sign_key):
+def gate(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, white_point,
+         white_point_overexposed, sign_key):
     """Fit a bundle's out-of-domain gate and prediction sets on its training split (in place);
     for a CNN bundle also its white point and quality thresholds."""
     _quiet_tf()
@@ -88,7 +98,8 @@ def gate(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, white_
         fail(str(e), exitcodes.USAGE)
     try:
         m = regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage,
-                          white_point=white_point, log=lambda msg: click.echo(msg, err=True))
+                          white_point="overexposed" if white_point_overexposed
+                          else white_point, log=lambda msg: click.echo(msg, err=True))
     except ConvertError as e:
         fail(str(e), e.code)
     signed = f", signed by key {sign_bundle(bundle_dir, key)}" if key is not None else ""

@@ -10,7 +10,9 @@ fields span, so that a field stained otherwise or with red and blue swapped is o
 domain before the model runs. And two more things, first and last:
 - when asked, the white point (`preprocessing.white_point`): the median, over the training
   images, of each channel's WHITE_PERCENTILE-th level; the device scales every input to it
-  (alledge.device.preprocess). First, so the gate is fitted on normalised features.
+  (alledge.device.preprocess). First, so the gate is fitted on normalised features. Or
+  for overexposed fields only (`--white-point-overexposed`): those with a clipped share over
+  the training images' 95th percentile (`clipped_above`).
 - for a CNN bundle (it has a validation part it never trained on), the quality thresholds
   (`quality`): the validation images are blurred, defocused, brightened
   and darkened in steps (QUALITY_SERIES), each measured by the device's quality gate and
@@ -86,10 +88,11 @@ QUALITY_SERIES = (
 )
 
 
-def white_point_for(root, rows, percentile=WHITE_PERCENTILE):
+def white_point_for(root, rows, percentile=WHITE_PERCENTILE, overexposed=False):
     """The training images' median level of each channel's `percentile`: the bundle's
-    preprocessing.white_point."""
-    return white_point_from((read_rgb(Path(root) / r["path"]) for r in rows), percentile)
+    preprocessing.white_point; `overexposed`: for overexposed fields only."""
+    return white_point_from((read_rgb(Path(root) / r["path"]) for r in rows), percentile,
+                            overexposed)
 
 
 def quality_for(classifier, images, labels, refuses=None, log=print):
@@ -182,7 +185,8 @@ def gate_for(root, rows, svm_params, flag_rate=fit.DEFAULT_FLAG_RATE,
     {quality}, and with `white_point` {preprocessing}). The white point is asked for, not
     given: a model that learnt from unnormalised images (the float32 bundle must equal its
     Keras model) sees them otherwise than it learnt. `white_point` True measures it on the
-    training images; a dict (the one a model learnt with) is written as it is."""
+    training images, "overexposed" too, for overexposed fields only; a dict (the one a model
+    learnt with) is written as it is."""
     train = subset(rows, "train")
     y = np.array([r["label_id"] for r in train])
 
@@ -192,7 +196,7 @@ def gate_for(root, rows, svm_params, flag_rate=fit.DEFAULT_FLAG_RATE,
             wp = white_point
             if not isinstance(wp, dict):
                 log(f"measuring the white point on {len(train)} training images")
-                wp = white_point_for(root, train)
+                wp = white_point_for(root, train, overexposed=(white_point == "overexposed"))
             pre = {**bundle.manifest.get("preprocessing", {}), "white_point": wp}
             bundle.manifest["preprocessing"] = sections["preprocessing"] = pre
         c = Classifier(bundle)

@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from .preprocess import CLIPPED_LEVEL
+
 WORK_SIDE = 640
 
 
@@ -60,7 +62,7 @@ def measure(rgb):
     _, lap_std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_32F))
     return {
         "brightness": round(float(mean[0, 0]), 3),
-        "clipped": round(np.count_nonzero(grey >= 250) / grey.size, 4),
+        "clipped": round(np.count_nonzero(grey >= CLIPPED_LEVEL) / grey.size, 4),
         "contrast": round(float(std[0, 0]), 3),
         "sharpness": round(float(lap_std[0, 0]) ** 2, 3),
         **size,
