@@ -1,10 +1,13 @@
 """Fine-tuning EfficientNet-Lite0 on augmented captures: what is frozen, and the model it gives."""
+import csv
 import json
 
 import numpy as np
 import pytest
 
 from alledge.device.bundle import load_bundle
+from alledge.device.images import read_rgb
+from alledge.device.preprocess import clipped_share
 
 
 def test_only_the_late_blocks_and_the_head_train_and_batchnorm_stays_frozen():
@@ -49,6 +52,13 @@ def test_finetune_gives_a_cnn_model_that_converts_to_a_gated_bundle(tmp_path, cl
         "--data", data, "--split", split)
     m = load_bundle(tmp_path / "bundle").manifest
     assert m["kind"] == "cnn" and m["features_output"]["size"] == 1280 and "ood" in m
+    # its gate refitted with the white point for overexposed fields only: the threshold is the
+    # training images' 95th percentile of clipped share
+    cli("gate", tmp_path / "bundle", "--data", data, "--split", split, "--white-point-overexposed")
+    wp = load_bundle(tmp_path / "bundle").manifest["preprocessing"]["white_point"]
+    train = [r["path"] for r in csv.DictReader(open(split)) if r["subset"] == "train"]
+    shares = [clipped_share(read_rgb(data / p)) for p in train]
+    assert wp["clipped_above"] == pytest.approx(np.percentile(shares, 95), abs=1e-4)
 
 
 def test_with_a_white_point_every_image_of_an_epoch_is_scaled_to_it():

@@ -118,6 +118,34 @@ def test_white_point_undoes_an_exposure_and_white_balance_change():
     assert np.array_equal(apply_white_point(rgb, wp), rgb)   # already at its white point
 
 
+def _smear(clipped_rows, seed=0):
+    """A 224 px field: cells at mid grey, the top `clipped_rows` rows a background at 252."""
+    rgb = np.random.default_rng(seed).integers(80, 200, (224, 224, 3), dtype=np.uint8)
+    rgb[:clipped_rows] = 252
+    return rgb
+
+
+def test_a_white_point_for_overexposed_fields_scales_only_fields_clipped_past_it():
+    from alledge.device.preprocess import apply_white_point, clipped_share
+    ordinary, overexposed = _smear(90), _smear(150)   # 40% and 67% of the pixels clipped
+    assert clipped_share(ordinary) == pytest.approx(90 / 224)
+    wp = {"percentile": 75, "target": [240.0, 240.0, 240.0]}
+    gated = {**wp, "clipped_above": 0.5}
+    assert np.array_equal(apply_white_point(ordinary, gated), ordinary)   # as the model learnt it
+    assert not np.array_equal(apply_white_point(ordinary, wp), ordinary)  # ungated: scaled
+    assert np.array_equal(apply_white_point(overexposed, gated), apply_white_point(overexposed, wp))
+
+
+def test_the_overexposed_threshold_is_the_training_fields_95th_percentile_of_clipped_share():
+    from alledge.device.preprocess import clipped_share, white_point_from
+    fields = [_smear(rows, seed=rows) for rows in range(0, 200, 10)]
+    plain = white_point_from(fields)
+    gated = white_point_from(fields, overexposed=True)
+    assert "clipped_above" not in plain and gated["target"] == plain["target"]
+    shares = [clipped_share(f) for f in fields]
+    assert gated["clipped_above"] == pytest.approx(np.percentile(shares, 95), abs=1e-4)
+
+
 def test_channel_percentiles_agree_with_numpy():
     from alledge.device.preprocess import channel_percentiles
     rgb = np.random.default_rng(1).integers(0, 256, (97, 131, 3), dtype=np.uint8)
@@ -129,9 +157,14 @@ def test_channel_percentiles_agree_with_numpy():
 @pytest.mark.parametrize("bad", [{"percentile": 0, "target": [1, 2, 3]},
                                  {"percentile": 75, "target": [1, 2]},
                                  {"percentile": 75, "target": [1, 2, 300]},
-                                 {"percentile": "75", "target": [1, 2, 3]}, "x"])
+                                 {"percentile": "75", "target": [1, 2, 3]},
+                                 {"percentile": 75, "target": [1, 2, 3], "clipped_above": 1.5},
+                                 {"percentile": 75, "target": [1, 2, 3], "clipped_above": "0.5"},
+                                 "x"])
 def test_a_malformed_white_point_is_refused(bad):
     from alledge.device.preprocess import white_point_of
     with pytest.raises(ValueError, match="white_point"):
         white_point_of({"preprocessing": {"white_point": bad}})
     assert white_point_of({"preprocessing": {}}) is None
+    ok = {"percentile": 75, "target": [1, 2, 3], "clipped_above": 0.49}
+    assert white_point_of({"preprocessing": {"white_point": ok}})["clipped_above"] == 0.49
