@@ -18,7 +18,7 @@ DATA   ?= ../shared/data/all-leukemia
 PYTEST_ARGS ?=
 
 .PHONY: help venv venv-tflite test test-tflite test-litert1 pi-wheels test-pi default-bundle grouped-recipe stress stress-baseline demo demo-data demo-check demo-split demo-train demo-report demo-classify \
-        adopt-default bench-original reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented cnn-augmented-turned cnn-augmented-ema cnn-augmented-smoothed cnn-augmented-distilled stress-cnn stress-previous candidate-no-white-point candidate-overexposed-white-point matrix table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
+        adopt-default bench-original reproduce reproduce-paper reproduce-grouped cnn-500 cnn-augmented cnn-augmented-turned cnn-augmented-ema cnn-augmented-smoothed cnn-augmented-distilled stress-cnn stress-previous candidate-no-white-point recipe-bundles matrix table3-cnn bench clean-demo eval-default measure measure-tflite check-claims
 
 help:
 	@echo "make test                 run the tests (creates .venv when missing)"
@@ -243,13 +243,19 @@ check-claims: $(STAMP)
 # gate, its training scale; then its figures and robustness. CPU training is not bit-for-bit
 # deterministic across machines: compare the figures before copying the bundle into
 # device/bundles/default (then `make eval-default stress`).
-# $(1): split, $(2): model dir, $(3): bundle dir, $(4): where its model.json and metrics.json
-# are kept, $(5): its gated test figures, $(6): its stress folder
+# $(1): split (its model dir FT_MODEL, its records FT_RECORD_$(1), its outputs FT_OUT_$(1))
 define FT_RECIPE
-	$(BIN)/alledge train finetune --data $(DATA) --split results/splits/$(1).csv --out $(2) --epochs 12 --max-gain 1.8
-	mkdir -p $(4)
-	cp $(2)/metrics.json $(2)/model.json $(4)/
-	$(call INT8_BUNDLE,$(1),$(2),$(3),--white-point,$(5),$(6))
+	$(BIN)/alledge train finetune --data $(DATA) --split results/splits/$(1).csv --out $(call FT_MODEL,$(1)) --epochs 12 --max-gain 1.8
+	mkdir -p $(FT_RECORD_$(1))
+	cp $(call FT_MODEL,$(1))/metrics.json $(call FT_MODEL,$(1))/model.json $(FT_RECORD_$(1))/
+	$(call FT_BUNDLES,$(1))
+endef
+# The recipe's bundle steps on a split's trained model: int8, the white point for overexposed
+# fields only (device/preprocess.py: the models learnt from unnormalised fields and read
+# ordinary ones best as they are), gates, scale, figures, robustness.
+FT_WHITE_POINT := --white-point-overexposed
+define FT_BUNDLES
+	$(call INT8_BUNDLE,$(1),$(call FT_MODEL,$(1)),$(word 1,$(FT_OUT_$(1))),$(FT_WHITE_POINT),$(word 2,$(FT_OUT_$(1))),$(word 3,$(FT_OUT_$(1))))
 endef
 # A trained model -> its int8 bundle with its gates and training scale, its figures on the
 # test part, its robustness. $(1): split, $(2): model dir, $(3): bundle dir, $(4): convert's
@@ -266,8 +272,14 @@ endef
 # never overwrites the shipped model's record (results/finetune/model/).
 FT_BUNDLE := $(RUNS)/paper/bundle-ft12-gain18-int8
 FT_RECORD := $(RUNS)/paper/bundle-ft12-gain18-record
+FT_MODEL = $(RUNS)/$(1)/efficientnet-lite0-finetuned-12-gain18
+# each split's records, and its bundle, gated test figures and stress folder
+FT_RECORD_paper := $(FT_RECORD)
+FT_OUT_paper := $(FT_BUNDLE) $(RUNS)/paper/bundle-ft12-gain18-int8-test.json $(RUNS)/paper/stress-ft12-gain18
+FT_RECORD_grouped := results/grouped/finetune-model
+FT_OUT_grouped := $(RUNS)/grouped/bundle-ft12-gain18-int8 results/grouped/finetuned-int8-gated-test.json results/stress/grouped-finetuned
 default-bundle: $(STAMP)
-	$(call FT_RECIPE,paper,$(RUNS)/paper/efficientnet-lite0-finetuned-12-gain18,$(FT_BUNDLE),$(FT_RECORD),$(RUNS)/paper/bundle-ft12-gain18-int8-test.json,$(RUNS)/paper/stress-ft12-gain18)
+	$(call FT_RECIPE,paper)
 	@echo "bundle: $(FT_BUNDLE); compare its figures, then: make adopt-default"
 
 # Ship the bundle `make default-bundle` made: it replaces device/bundles/default, its records
@@ -283,7 +295,13 @@ adopt-default:
 # The same recipe on the grouped split (no test image has a copy in its training part): its
 # figures in results/grouped/ and its robustness in results/stress/grouped-finetuned/.
 grouped-recipe: $(STAMP)
-	$(call FT_RECIPE,grouped,$(RUNS)/grouped/efficientnet-lite0-finetuned-12-gain18,$(RUNS)/grouped/bundle-ft12-gain18-int8,results/grouped/finetune-model,results/grouped/finetuned-int8-gated-test.json,results/stress/grouped-finetuned)
+	$(call FT_RECIPE,grouped)
+
+# The recipe's bundle steps alone, on the models `make default-bundle grouped-recipe` trained
+# (about 20 minutes): after a change to them, without training again.
+recipe-bundles: $(STAMP)
+	$(call FT_BUNDLES,paper)
+	$(call FT_BUNDLES,grouped)
 
 # The default's models (both splits, as `make default-bundle grouped-recipe` trained them)
 # converted, gated, scaled, evaluated and stressed as the recipe does but without the white
@@ -292,23 +310,12 @@ grouped-recipe: $(STAMP)
 NOWP := results/candidate-no-white-point
 # $(1): split, $(2): its stress folder's suffix
 define NOWP_BUNDLE
-	$(call INT8_BUNDLE,$(1),$(RUNS)/$(1)/efficientnet-lite0-finetuned-12-gain18,$(RUNS)/$(1)/bundle-ft12-gain18-nowp-int8,,$(NOWP)/$(1)-int8-gated-test.json,results/stress/candidate-no-white-point$(2))
+	$(call INT8_BUNDLE,$(1),$(call FT_MODEL,$(1)),$(RUNS)/$(1)/bundle-ft12-gain18-nowp-int8,,$(NOWP)/$(1)-int8-gated-test.json,results/stress/candidate-no-white-point$(2))
 endef
 candidate-no-white-point: $(STAMP)
 	$(call NOWP_BUNDLE,paper,)
 	$(call NOWP_BUNDLE,grouped,-grouped)
 
-# The same models with the white point for overexposed fields only (--white-point-overexposed,
-# about 25 minutes): results/candidate-overexposed-white-point/ and
-# results/stress/candidate-overexposed-white-point{,-grouped}/.
-OEWP := results/candidate-overexposed-white-point
-# $(1): split, $(2): its stress folder's suffix
-define OEWP_BUNDLE
-	$(call INT8_BUNDLE,$(1),$(RUNS)/$(1)/efficientnet-lite0-finetuned-12-gain18,$(RUNS)/$(1)/bundle-ft12-gain18-oewp-int8,--white-point-overexposed,$(OEWP)/$(1)-int8-gated-test.json,results/stress/candidate-overexposed-white-point$(2))
-endef
-candidate-overexposed-white-point: $(STAMP)
-	$(call OEWP_BUNDLE,paper,)
-	$(call OEWP_BUNDLE,grouped,-grouped)
 
 # The Improved CNN's two long runs (Table 3 rows of their own; not part of `reproduce`):
 # each resumes where it was stopped (OUT/backup); `make table3-cnn` then shows them.
