@@ -148,7 +148,7 @@ def later_gates(classifier, ood_arrays, ood_threshold, colour_section):
         if rgb.shape[:2] == (classifier.size, classifier.size) and tiles.stained_shares(
                 rgb, [(0, 0)], classifier.size)[0] < tiles.MIN_STAINED:
             return True
-        if colour.judge(x, colour_range) is not None:
+        if colour.judge(classifier.colour_input(rgb, x), colour_range) is not None:
             return True
         return score.score(classifier.features(output)) > ood_threshold
     return refuses
@@ -159,14 +159,15 @@ COLOUR_MARGIN = 10.0  # levels of red minus blue beyond what the training fields
 
 def colour_for(classifier, root, rows):
     """The manifest's `colour` section: the range of alledge.device.colour's statistic over
-    the training images and one ordinary capture of each, as the model sees them (after the
-    white point), widened by COLOUR_MARGIN."""
+    the training images and one ordinary capture of each, as the device judges them (after
+    the white point: Classifier.colour_input), widened by COLOUR_MARGIN."""
     rng = np.random.default_rng(1)
     values = []
     for r in rows:
         rgb = read_rgb(Path(root) / r["path"])
-        values.append(cell_red_minus_blue(classifier.prepare(rgb)))
-        values.append(cell_red_minus_blue(classifier.prepare(cc.ordinary(rgb, rng))))
+        for field in (rgb, cc.ordinary(rgb, rng)):
+            values.append(cell_red_minus_blue(
+                classifier.colour_input(field, classifier.prepare(field))))
     low, high = float(np.min(values)), float(np.max(values))
     return {"red_minus_blue": [round(low - COLOUR_MARGIN, 1), round(high + COLOUR_MARGIN, 1)],
             "measured_on": f"{len(rows)} training images and an ordinary capture of each, "

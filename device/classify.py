@@ -29,7 +29,7 @@ from .bundle import BundleError
 from .conformal import prediction_set
 from .images import ImageError, decode_rgb, is_regular_file
 from .ood import OodError, load_ood
-from .preprocess import preprocess, white_point_of
+from .preprocess import colour_input, preprocess, white_point_of
 from .svm import SvmError, load_svm
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -116,6 +116,10 @@ class Classifier:
     def prepare(self, rgb):
         return preprocess(rgb, self.size, self.dtype, self.white_point)
 
+    def colour_input(self, rgb, x):
+        """The field `rgb` (model input `x`) as its stain colour is judged."""
+        return colour_input(rgb, self.size, x, self.white_point)
+
     def infer(self, x):
         runtime.set_input(self.interpreter, x)
         runtime.invoke(self.interpreter)
@@ -153,7 +157,8 @@ class Classifier:
                                "reason": f"{reason}: {detail}", "quality": measures}, start)
         x = self.prepare(rgb)
         # judged as the model will see it: after the white point, if the bundle has one
-        odd = colour.judge(x, self.colour_range) if self.colour_range else None
+        odd = (colour.judge(self.colour_input(rgb, x), self.colour_range)
+               if self.colour_range else None)
         if odd is not None:
             return self._done({"status": "out_of_domain", "label": None, "probabilities": None,
                                "ood_score": None, "ood_threshold": self.ood_threshold,

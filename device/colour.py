@@ -2,7 +2,8 @@
 
 One number per field: the mean of red minus blue over its cell pixels (those darker than 0.9
 times the field's 75th-percentile grey level, i.e. not the bright background), read on the
-model's input (after the bundle's white point, which takes out lamp colour). A bundle may
+model's input after the bundle's white point, which takes out lamp colour (a white point for
+overexposed fields only is applied to every field for this: preprocess.colour_input). A bundle may
 record the range its training fields span (manifest `colour`, fitted by `alledge gate`); a
 field outside it is out of domain before the model runs. The out-of-domain score reads cell
 morphology more than colour, so a camera pipeline that swaps red and blue (OpenCV's BGR

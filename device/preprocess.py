@@ -99,11 +99,12 @@ def white_point_from(images, percentile=WHITE_PERCENTILE, overexposed=False):
     return wp
 
 
-def apply_white_point(rgb, white_point):
+def apply_white_point(rgb, white_point, gated=True):
     """Scale each channel so its `percentile` becomes `target` (white_point dict); with
-    `clipped_above`, only a field with a larger clipped share, others as they are."""
+    `clipped_above`, only a field with a larger clipped share, others as they are (unless
+    `gated` is False: every field)."""
     above = white_point.get("clipped_above")
-    if above is not None and clipped_share(rgb) <= above:
+    if gated and above is not None and clipped_share(rgb) <= above:
         return rgb
     here = channel_percentiles(rgb, white_point["percentile"])
     gains = np.asarray(white_point["target"], np.float32) / np.maximum(here, 1.0)
@@ -118,6 +119,18 @@ def preprocess(rgb, size, dtype=np.uint8, white_point=None):
     if white_point is not None:
         x = apply_white_point(x, white_point)
     return x.astype(dtype, copy=False)
+
+
+def colour_input(rgb, size, x, white_point=None):
+    """What a field's stain colour is judged on (alledge.device.colour): the model's input
+    `x`, or, where the white point is for overexposed fields only, the field scaled to it all
+    the same. Lamp colour and white balance are taken out either way, so the training fields'
+    colour range stays narrow: with the model's input as it is (white balance x1.08/x0.92
+    among the ordinary captures) it widened from [-107.3, -4.7] to [-104.7, 24.7], and a field
+    with red and blue swapped (about +10) fell inside it."""
+    if white_point is None or "clipped_above" not in white_point:
+        return x
+    return apply_white_point(resize(rgb, size), white_point, gated=False)
 
 
 def load_input(path, size, dtype=np.uint8, white_point=None):

@@ -136,6 +136,20 @@ def test_a_white_point_for_overexposed_fields_scales_only_fields_clipped_past_it
     assert np.array_equal(apply_white_point(overexposed, gated), apply_white_point(overexposed, wp))
 
 
+def test_the_stain_colour_is_judged_on_the_field_scaled_to_the_white_point_even_when_the_model_is_not():
+    # the colour range is the stain's, not the lamp's: a field read by the model as it is
+    # (white point for overexposed fields only) is still scaled to the white point for it
+    from alledge.device.preprocess import apply_white_point, colour_input
+    field = _smear(90)
+    wp = {"percentile": 75, "target": [240.0, 230.0, 250.0]}
+    x = apply_white_point(field, {**wp, "clipped_above": 0.5})
+    assert np.array_equal(x, field)
+    assert np.array_equal(colour_input(field, 224, x, {**wp, "clipped_above": 0.5}),
+                          apply_white_point(field, wp))
+    assert colour_input(field, 224, x, wp) is x          # a plain white point: the model's input
+    assert colour_input(field, 224, x, None) is x
+
+
 def test_the_overexposed_threshold_is_the_training_fields_95th_percentile_of_clipped_share():
     from alledge.device.preprocess import clipped_share, white_point_from
     fields = [_smear(rows, seed=rows) for rows in range(0, 200, 10)]
