@@ -463,15 +463,15 @@ def test_robustness_tables_are_the_stress_files():
                     pct(base["changes"][key]["correct_of_all"]),
                     pct(cnn["changes"][key]["correct_of_all"])])
     moderate = _moderate(b)
-    drops = sorted(v["drop"] for k, v in moderate.items() if k not in ("jpeg", "zoom_in"))
+    drops = sorted(v["drop"] for k, v in moderate.items() if k not in ("exposure_up", "zoom_in"))
     d = lambda k: _drop(b, k)
     claim(f"What the default answers stays right under every moderate change "
           f"({100 * min(v['accuracy_of_answered'] for v in moderate.values()):.1f}% of the "
           f"answered\nor more), and it answers "
           f"{100 * min(v['answered'] for v in moderate.values()):.1f}% or more of the fields "
           f"under each: a moderate change costs it at most {100 * drops[-1]:.2f} points but for "
-          f"JPEG 60 ({d('jpeg')}) and a 1.25 zoom ({d('zoom_in')}, mostly wrong answers: "
-          f"{pct(moderate['zoom_in']['accuracy_of_answered'])}% of the answered right).")
+          f"exposure x1.15 ({d('exposure_up')}) and a 1.25 zoom ({d('zoom_in')}, mostly wrong "
+          f"answers: {pct(moderate['zoom_in']['accuracy_of_answered'])}% of the answered right).")
     for key, label in (("bccd", "BCCD (another lab and microscope, 640x480)"),
                        ("synthetic", "synthetic smears (`alledge data synth`)")):
         x = b["other"][key]
@@ -487,7 +487,8 @@ def test_the_candidate_default_paragraph():
     info = load("candidate-gain18/model.json")
     assert info["max_gain"] == 1.8 and "--max-gain 1.8" in info["provenance"]["command"]
     assert load("finetune/model/model.json") == info          # the shipped default's model
-    assert cand["bundle"] == load("default/paper-test.json")["bundle"]  # and its bundle
+    # and its bundle, shipped until the white point was limited to overexposed fields
+    assert cand["bundle"] == load("default/full-white-point-paper-test.json")["bundle"]
     claim(f"Keras {pct(load('candidate-gain18/metrics.json')['accuracy'])}% on the paper test split")
     ev, ev0 = load("candidate-gain18/int8-gated-test.json"), load("default/previous-paper-test.json")
     claim(f"gated int8 {pct(ev['accuracy'])}% correct of all on the test files "
@@ -496,7 +497,7 @@ def test_the_candidate_default_paragraph():
     assert "later gate" in q["handled_well"]
     claim(f"clipped up to {q['max_clipped']:g} (the previous default kept the generic "
           f"{Thresholds().max_clipped:g}), and "
-          f"contrast {q['min_contrast']:g} and brightness {q['min_brightness']:g}, their floors")
+          f"contrast {q['min_contrast']:g} and brightness {q['min_brightness']:g}, their floors then")
     d = _drop
     claim(f"Exposure x1.15 costs it {d(cand, 'exposure_up')} points (the previous default "
           f"{d(b, 'exposure_up')}), blur {d(cand, 'blur')} ({d(b, 'blur')}), zoom 0.8 "
@@ -513,7 +514,8 @@ def test_the_candidate_default_paragraph():
 
 
 def test_the_default_against_the_previous_one_on_the_same_device_code():
-    b, pr = _stress("paper"), _stress("previous-finetuned-retry")
+    # the default as chosen then, its white point on every field (results/stress/paper/ then)
+    b, pr = _stress("full-white-point"), _stress("previous-finetuned-retry")
     assert pr["bundle"].endswith("@29ded1b4f2df")     # the previous default as it was shipped
     mod = _moderate
     d = _drop
@@ -534,8 +536,7 @@ def test_the_default_against_the_previous_one_on_the_same_device_code():
     assert all(x["other"][k]["answered"] == 0 for x in (b, pr) for k in ("bccd", "segmented"))
     claim(f"with the single-field zoom retry below it is still exposure x1.15, "
           f"{pct(_worst_moderate(pr))}%")
-    claim(f"a 1.25 zoom, {pct(_worst_moderate(b))}% (`results/stress/paper/`)")
-    g = _stress("grouped-finetuned")
+    g = _stress("grouped-full-white-point")
     claim(f"so exposure x1.15 still costs\nit {_drop(g, 'exposure_up')} points there")
 
 
@@ -549,9 +550,12 @@ def test_the_rescue_ratio_paragraph():
     before = lambda name: next(iter(_at(BEFORE_RESCUE_RATIO,
                                         f"stress/{name}/stress.json")["bundles"].values()))
     syn = lambda x: pct(x["other"]["synthetic"]["answered"], 1)
-    b, b0, g, g0 = _stress("paper"), before("paper"), _stress("grouped-finetuned"), before("grouped-finetuned")
+    # measured on the default and the grouped recipe before their white point was limited to
+    # overexposed fields (their stress folders then: paper, grouped-finetuned)
+    b, b0 = _stress("full-white-point"), before("paper")
+    g, g0 = _stress("grouped-full-white-point"), before("grouped-finetuned")
     assert b["bundle"] == b0["bundle"] and g["bundle"] == g0["bundle"]  # the same models
-    claim(f"the default answered {syn(b0)}% of them (git show\n{BEFORE_RESCUE_RATIO}:"
+    claim(f"the default of the day (its white point on every field) answered {syn(b0)}% of them (git show\n{BEFORE_RESCUE_RATIO}:"
           f"results/stress/paper/stress.md), where the previous default without the retry\n"
           f"answered {syn(_stress('previous-finetuned'))}% and with it "
           f"{syn(before('previous-finetuned-retry'))}%.")
@@ -644,15 +648,16 @@ def test_the_colour_baseline_sentence():
     claim(f"loses {m('exposure_down')} points to a 0.85 exposure and {m('white_balance')} to a "
           "white-balance change")
     best_clean = max(x["clean"]["correct_of_all"] for x in (_stress("paper"), _stress("previous-default")))
-    assert p["clean"]["correct_of_all"] > best_clean     # "the best model clean"
+    assert p["clean"]["correct_of_all"] >= best_clean    # "as good clean as the best model"
 
 
 def test_the_default_s_recipe_on_the_grouped_split():
     e = load("grouped/finetuned-int8-gated-test.json")
     keras = load("grouped/finetune-model/metrics.json")["accuracy"]
     claim(f"{pct(keras)}% (Keras) on its test part; its int8 bundle with the default's gates")
-    claim(f"{pct(e['accuracy'])}% of all, {pct(e['answered_fraction'])}% answered and "
+    claim(f"{pct(e['accuracy'])}% of all, {pct(e['answered_fraction'])}% answered and\n"
           f"{pct(e['accuracy_answered'])}% of those right")
+    assert "--white-point-overexposed" in _recipe_convert_flags()    # the recipe's bundle
     n = e["n"]
     assert_row(table_row("grouped split, test images (the default's recipe retrained on its "
                          "training part: `runs/grouped`, not shipped; "
@@ -663,63 +668,131 @@ def test_the_default_s_recipe_on_the_grouped_split():
     e0 = load("grouped/previous-finetuned-int8-gated-test.json")
     keras0 = load("grouped/previous-finetune-model/metrics.json")["accuracy"]
     claim(f"The previous\nrecipe there: {pct(keras0)}% (Keras) and {pct(e0['accuracy'])}% of all")
-    assert max(keras, e["accuracy"], e0["accuracy"]) < 0.985 <= keras0  # who reaches 98.5%
+    ew = load("grouped/full-white-point-int8-gated-test.json")
+    # who reaches 98.5%: the previous recipe in Keras, this one through the device
+    assert max(keras, ew["accuracy"], e0["accuracy"]) < 0.985 <= min(keras0, e["accuracy"])
+    claim(f"With the white point on every\nfield its int8 bundle reached {pct(ew['accuracy'])}%")
     g, g0, b = _stress("grouped-finetuned"), _stress("grouped-previous-finetuned"), _stress("paper")
     m = _drop
     right = lambda x, k: pct(x["changes"][f"{k}/moderate"]["accuracy_of_answered"])
     zoom = g["changes"]["zoom_in/moderate"]
-    assert zoom["answered"] == 1.0                                    # "all of them wrong answers"
+    assert zoom["answered"] > 0.995                                # "nearly all wrong answers"
     claim(f"starts from {pct(g['clean']['correct_of_all'])}% and a 1.25 zoom costs it "
-          f"{m(g, 'zoom_in')} points, all of them wrong answers ({right(g, 'zoom_in')}% of the "
-          f"answered right); exposure x1.15 costs {m(g, 'exposure_up')}")
+          f"{m(g, 'zoom_in')} points, nearly all of them wrong answers\n({pct(zoom['answered'])}% "
+          f"answered, {right(g, 'zoom_in')}% of those right); exposure x1.15 costs "
+          f"{m(g, 'exposure_up')}")
     claim(f"JPEG 60 {m(g, 'jpeg')}, a 0.8 zoom {m(g, 'zoom_out')}, blur {m(g, 'blur')}.")
     claim(f"Its worst moderate case is {pct(_worst_moderate(g))}% (exposure x1.15), against the "
           f"previous recipe's {pct(_worst_moderate(g0))}% (a 1.25 zoom, {m(g0, 'zoom_in')} points;")
-    claim(f"it answers\n{pct(g['other']['synthetic']['answered'], 1)}% of the synthetic smears "
-          f"({pct(g0['other']['synthetic']['answered'], 1)}%; 50.5% before RESCUE_RATIO)")
+    syn = lambda x: pct(x["other"]["synthetic"]["answered"], 1)
+    claim(f"it answers\n{syn(g)}% of the synthetic smears ({syn(g0)}%; with the white point on "
+          f"every field {syn(_stress('grouped-full-white-point'))}%, 50.5% before RESCUE_RATIO)")
+    claim(f"judges drawn smears worse than the default's ({syn(b)}%)")
     # the issue's bar on the paper split: every moderate change within a point but two
     over = {k for k, v in b["changes"].items() if k.endswith("/moderate") and v["drop"] > 0.01}
-    assert over == {"zoom_in/moderate", "jpeg/moderate"}
-    claim(f"under every change but a 1.25 zoom ({m(b, 'zoom_in')} points, mostly wrong answers: "
-          f"{right(b, 'zoom_in')}% of the answered right) and JPEG 60 ({m(b, 'jpeg')}); exposure "
-          f"x1.15 costs {m(b, 'exposure_up')}, blur {m(b, 'blur')}.")
+    assert over == {"zoom_in/moderate", "exposure_up/moderate"}
+    up = b["changes"]["exposure_up/moderate"]
+    claim(f"under every change but exposure x1.15 ({m(b, 'exposure_up')} points; "
+          f"{pct(up['answered'])}% answered, {pct(up['accuracy_of_answered'])}%\nof those right) "
+          f"and a 1.25 zoom ({m(b, 'zoom_in')}, mostly wrong answers: {right(b, 'zoom_in')}% of the "
+          f"answered right);\nJPEG 60 costs {m(b, 'jpeg')}, blur {m(b, 'blur')}.")
 
 
-def test_the_candidate_without_the_white_point():
-    nowp = lambda split: load(f"candidate-no-white-point/{split}-int8-gated-test.json")
-    c, cg = _stress("candidate-no-white-point"), _stress("candidate-no-white-point-grouped")
-    b, g = _stress("paper"), _stress("grouped-finetuned")
-    make = (ROOT / "Makefile").read_text()             # the recipe's models, converted without it
+# The default's models with the white point three ways: (column, paper stress, grouped
+# stress, paper evaluate, grouped evaluate)
+WHITE_POINT_WAYS = (
+    ("every field", "full-white-point", "grouped-full-white-point",
+     "default/full-white-point-paper-test.json", "grouped/full-white-point-int8-gated-test.json"),
+    ("none", "candidate-no-white-point", "candidate-no-white-point-grouped",
+     "candidate-no-white-point/paper-int8-gated-test.json",
+     "candidate-no-white-point/grouped-int8-gated-test.json"),
+    ("overexposed fields only (shipped)", "paper", "grouped-finetuned", "default/paper-test.json",
+     "grouped/finetuned-int8-gated-test.json"),
+)
+CHANGE_NAMES = {"zoom_in": "a 1.25 zoom", "zoom_out": "a 0.8 zoom", "exposure_up": "exposure x1.15",
+                "exposure_down": "exposure x0.85", "jpeg": "JPEG 60", "blur": "blur 1.0",
+                "vignette": "vignetting", "hue": "hue +5", "gamma": "gamma 0.8"}
+
+
+def white_point_table():
+    """The README's table of the white point three ways, each cell from its results file."""
+    ways = [(s_p, s_g, e_p, e_g) for _, s_p, s_g, e_p, e_g in WHITE_POINT_WAYS]
+    st = [(_stress(a), _stress(b)) for a, b, _, _ in ways]
+    ev = [(load(c), load(d)) for _, _, c, d in ways]
+    worst = lambda x: min(_moderate(x), key=lambda k: _moderate(x)[k]["correct_of_all"])
+    name = lambda k: CHANGE_NAMES.get(k, k)
+    over = lambda x: ", ".join(f"{name(k)} {100 * v['drop']:.2f}" for k, v in _moderate(x).items()
+                               if v["drop"] > 0.01) or "none"
+    answered = lambda x, k, nd: pct(x["other"][k]["answered"], nd) + "%"
+    rows = [
+        ("paper split, test images: correct of all (`alledge evaluate`)",
+         [pct(p["accuracy"]) + "%" for p, _ in ev]),
+        ("grouped split, test images: correct of all", [pct(g["accuracy"]) + "%" for _, g in ev]),
+        ("paper, after JPEG 95 (`alledge stress`): correct of all",
+         [pct(p["clean"]["correct_of_all"]) + "%" for p, _ in st]),
+        ("paper: worst moderate case",
+         [f"{pct(_worst_moderate(p))}% ({name(worst(p))})" for p, _ in st]),
+        ("grouped: worst moderate case",
+         [f"{pct(_worst_moderate(g))}% ({name(worst(g))})" for _, g in st]),
+        ("paper: moderate changes costing over a point", [over(p) for p, _ in st]),
+        ("synthetic smears answered, paper / grouped",
+         [f"{answered(p, 'synthetic', 1)} / {answered(g, 'synthetic', 1)}" for p, g in st]),
+        ("`Segmented/` answered, paper / grouped",
+         [f"{answered(p, 'segmented', 2)} / {answered(g, 'segmented', 2)}" for p, g in st]),
+    ]
+    head = "| | " + " | ".join(w[0] for w in WHITE_POINT_WAYS) + " |\n|---|---|---|---|\n"
+    return head + "\n".join(f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows)
+
+
+def _recipe_convert_flags():
+    make = (ROOT / "Makefile").read_text()
+    return make[make.index("FT_WHITE_POINT :="):].splitlines()[0]
+
+
+def test_the_white_point_three_ways():
+    make = (ROOT / "Makefile").read_text()           # the recipe's models each time
     start = make.index("define NOWP_BUNDLE")
     recipe = make[start:make.index("endef", start)]
-    assert "efficientnet-lite0-finetuned-12-gain18" in recipe and "--white-point" not in recipe
-    assert c["bundle"] != b["bundle"] and cg["bundle"] != g["bundle"]
-    e, eg = nowp("paper"), nowp("grouped")
-    w = load("grouped/finetuned-int8-gated-test.json")
-    claim(f"Grouped split: {pct(eg['accuracy'])}% correct of all ({pct(eg['answered_fraction'])}% "
-          f"answered), over the issue's 98.5% (with the\n  white point {pct(w['accuracy'])}%).")
-    assert eg["accuracy"] >= 0.985 > w["accuracy"]
-    claim(f"without the white point its int8 bundle reaches {pct(eg['accuracy'])}%")
-    claim(f"Paper split: {pct(e['accuracy'])}% correct of all (the default "
-          f"{pct(load('default/paper-test.json')['accuracy'])}%); after JPEG 95 "
-          f"{pct(c['clean']['correct_of_all'])}% ({pct(b['clean']['correct_of_all'])}%).")
-    over = {k for k, v in _moderate(c).items() if v["drop"] > 0.01}
-    assert over == {"exposure_up"}                   # "every moderate change ... but exposure"
-    d = _drop
-    claim(f"Every moderate change within a point but exposure x1.15, {d(c, 'exposure_up')} "
-          f"({d(b, 'exposure_up')}): JPEG 60 {d(c, 'jpeg')} ({d(b, 'jpeg')}),\n  a 1.25 zoom "
-          f"{d(c, 'zoom_in')} ({d(b, 'zoom_in')}), vignetting {d(c, 'vignette')} "
-          f"({d(b, 'vignette')}).")
+    assert "FT_MODEL" in recipe and "--white-point" not in recipe
+    assert "FT_WHITE_POINT := --white-point-overexposed" in make
+    for _, s_p, s_g, _, _ in WHITE_POINT_WAYS:
+        assert _stress(s_p)["bundle"].startswith("efficientnet-lite0-finetuned-int8@")
+    assert _stress("paper")["bundle"] == load("default/paper-test.json")["bundle"] == \
+        f"{shipped()['name']}@{_stress('paper')['bundle'].split('@')[1]}"
+    for line in white_point_table().splitlines():
+        claim(line)
+    full, new = (_stress("full-white-point"), _stress("grouped-full-white-point")), \
+        (_stress("paper"), _stress("grouped-finetuned"))
+    # "they tie on the paper split; on the grouped split it is one field lower"
+    assert _worst_moderate(full[0]) == _worst_moderate(new[0])
+    assert round((_worst_moderate(full[1]) - _worst_moderate(new[1])) * 977) == 1
+    assert load("grouped/finetuned-int8-gated-test.json")["accuracy"] >= 0.985 > \
+        load("grouped/full-white-point-int8-gated-test.json")["accuracy"]
+    better = sum(new[1]["changes"][k]["correct_of_all"] >= full[1]["changes"][k]["correct_of_all"]
+                 for k in _moderate_keys(new[1]))
+    claim(f"on {better} of the grouped split's {len(_moderate_keys(new[1]))} moderate changes "
+          "it does as well or better")
+    wp = shipped()["preprocessing"]["white_point"]
+    claim(f"`clipped_above`, {wp['clipped_above']:g} for the default")
+    ew, en = (load(f"grouped/{w}int8-gated-test.json") for w in ("full-white-point-", "finetuned-"))
+    claim(f"on the grouped split, scaling every field costs {100 * (en['accuracy'] - ew['accuracy']):.2f} "
+          "points clean")
+    up = "exposure_up/moderate"
+    assert full[1]["changes"][up]["rejected"] == new[1]["changes"][up]["rejected"]
+    claim(f"refuses {pct(new[1]['changes'][up]['rejected'], 1)}% of those fields as overexposed "
+          "either way")
+    claim(f"exposure x1.15 costs {_drop(new[0], 'exposure_up')} points ({_drop(full[0], 'exposure_up')} "
+          f"with every field scaled: a field with {wp['clipped_above']:g} or less\nclipped is read "
+          "as it is)")
     worst = lambda x: min(_moderate(x), key=lambda k: _moderate(x)[k]["correct_of_all"])
-    assert worst(c) == worst(cg) == "exposure_up"
-    assert _worst_moderate(c) < _worst_moderate(b) and _worst_moderate(cg) < _worst_moderate(g)
-    claim(f"{pct(_worst_moderate(c))}%\n  against {pct(_worst_moderate(b))}% (paper), "
-          f"{pct(_worst_moderate(cg))}% against {pct(_worst_moderate(g))}% (grouped).")
-    o = lambda x, k, nd=1: pct(x["other"][k]["answered"], nd)
-    claim(f"synthetic\n  smears {o(c, 'synthetic')}% answered ({o(b, 'synthetic')}%), on the "
-          f"grouped split {o(cg, 'synthetic')}% ({o(g, 'synthetic')}%); `Segmented/` "
-          f"{o(c, 'segmented', 2)}% ({o(b, 'segmented', 2)}%);\n  BCCD {o(c, 'bccd', 0)}% "
-          f"({o(b, 'bccd', 0)}%).")
+    assert (worst(full[0]), worst(new[0])) == ("zoom_in", "exposure_up")
+    claim(f"The new one's worst moderate case was\na 1.25 zoom, {pct(_worst_moderate(full[0]))}% "
+          f"(`results/stress/full-white-point/`); with the white point for\noverexposed fields "
+          f"only it is exposure x1.15, {pct(_worst_moderate(new[0]))}% (`results/stress/paper/`).")
+
+
+def _moderate_keys(stress):
+    return [k for k in stress["changes"] if k.endswith("/moderate")]
 
 
 def test_the_model_trained_on_the_white_point_is_not_the_default():
