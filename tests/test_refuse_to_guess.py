@@ -118,6 +118,18 @@ def test_default_bundle_has_its_own_quality_thresholds_and_white_point():
     assert Classifier(load_bundle(DEFAULT)).thresholds.min_sharpness == m["quality"]["min_sharpness"]
     wp = m["preprocessing"]["white_point"]
     assert wp["percentile"] == 75 and all(200 <= v <= 255 for v in wp["target"])
+    # for overexposed fields only: the training fields' 95th percentile of clipped share
+    assert 0.3 < wp["clipped_above"] < 0.6
+
+
+def test_a_fitted_brightness_threshold_is_never_looser_than_the_generic_one():
+    # a field five times darker than any training field is not judged, whatever the later
+    # gates would do (with a floor of 20 the default answered 3.9% of Segmented/)
+    from alledge.convert.gate import QUALITY_SERIES
+    from alledge.device.quality import Thresholds
+    floors = {name: floor for _, name, _, floor, _ in QUALITY_SERIES}
+    assert floors["min_brightness"] == Thresholds().min_brightness
+    assert load_bundle(DEFAULT).manifest["quality"]["min_brightness"] >= Thresholds().min_brightness
 
 
 def test_quality_threshold_stops_at_the_first_bin_the_model_cannot_read():
