@@ -473,10 +473,20 @@ def test_robustness_tables_are_the_stress_files():
           f"exposure x1.15 ({d('exposure_up')}) and a 1.25 zoom ({d('zoom_in')}, mostly wrong "
           f"answers: {pct(moderate['zoom_in']['accuracy_of_answered'])}% of the answered right).")
     for key, label in (("bccd", "BCCD (another lab and microscope, 640x480)"),
+                       ("segmented", "the dataset's `Segmented/` (black background)"),
                        ("synthetic", "synthetic smears (`alledge data synth`)")):
         x = b["other"][key]
         assert_row(table_row(label), [str(x["n"]), pct(x["answered"], 1),
                                       pct(x["out_of_domain"], 1), pct(x["rejected"], 1)])
+    c = b["clean"]
+    g = next(iter(load("stress/grouped/stress.json")["bundles"].values()))["clean"]
+    claim(f"Prediction sets: coverage {pct(c['set_coverage'])}% at nominal 95%, mean size "
+          f"{c['mean_set_size']:.2f}, on the paper test split (JPEG-95 re-encoded; "
+          f"`results/stress/paper/`); the first default's: {pct(g['set_coverage'])}% on the "
+          "grouped test split")
+    assert_row(table_row("the same, re-encoded as JPEG 95 (`alledge stress`)"),
+               [str(c["n"]), pct(c["answered"]), pct(c["out_of_domain"]), pct(c["rejected"]),
+                pct(c["accuracy_of_answered"])])
 
 
 def test_the_candidate_default_paragraph():
