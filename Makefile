@@ -284,12 +284,15 @@ default-bundle: $(STAMP)
 
 # Ship the bundle `make default-bundle` made: it replaces device/bundles/default, its records
 # results/finetune/model/; then re-measure what the README quotes of the default.
+# A bundle `make recipe-bundles` rebuilt from the model already trained has no run record
+# beside it: the model's own directory holds the same files.
+ADOPT_RECORD = $(if $(wildcard $(FT_RECORD)/model.json),$(FT_RECORD),$(call FT_MODEL,paper))
 adopt-default:
-	@test -f $(FT_BUNDLE)/manifest.json && test -f $(FT_RECORD)/model.json || { \
-	    echo "error: no $(FT_BUNDLE) with its record (make default-bundle first)"; exit 2; }
+	@test -f $(FT_BUNDLE)/manifest.json && test -f $(ADOPT_RECORD)/model.json || { \
+	    echo "error: no $(FT_BUNDLE) with its model's record (make default-bundle first)"; exit 2; }
 	rm -rf device/bundles/default && mkdir -p device/bundles/default results/finetune/model
 	cp $(FT_BUNDLE)/* device/bundles/default/
-	cp $(FT_RECORD)/model.json $(FT_RECORD)/metrics.json results/finetune/model/
+	cp $(ADOPT_RECORD)/model.json $(ADOPT_RECORD)/metrics.json results/finetune/model/
 	@echo "shipped; now: make eval-default stress bench (and test-pi, captures: README)"
 
 # The same recipe on the grouped split (no test image has a copy in its training part): its
