@@ -14,6 +14,14 @@ def _quiet_tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def _white_point_choice(every_field, overexposed):
+    """--white-point / --white-point-overexposed -> build_bundle's white_point argument."""
+    if every_field and overexposed:
+        fail("--white-point and --white-point-overexposed are two kinds of white point: "
+             "give one", exitcodes.USAGE)
+    return "overexposed" if overexposed else every_field
+
+
 @click.command()
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle directory.")
@@ -38,6 +46,7 @@ def _quiet_tf():
 def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no_eval,
             white_point, white_point_overexposed, sign_key):
     """Quantize a trained model directory to a verified TFLite bundle."""
+    white_point = _white_point_choice(white_point, white_point_overexposed)
     from .sign import SignError, load_private_key, sign_bundle
     try:  # a bad key is found before TensorFlow loads and the conversion runs
         key = load_private_key(sign_key) if sign_key else None
@@ -52,8 +61,7 @@ def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no
     try:
         manifest = build_bundle(model_dir, out, quant, data_dir=data_dir, split_csv=split_csv,
                                 calibration=calibration, edgetpu=edgetpu, evaluate=not no_eval,
-                                white_point="overexposed" if white_point_overexposed
-                                else white_point, log=lambda m: click.echo(m, err=True))
+                                white_point=white_point, log=lambda m: click.echo(m, err=True))
     except ConvertError as e:
         fail(str(e), e.code)
     signed = f", signed by key {sign_bundle(out, key)}" if key is not None else ""
@@ -88,6 +96,7 @@ def gate(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, white_
          white_point_overexposed, sign_key):
     """Fit a bundle's out-of-domain gate and prediction sets on its training split (in place);
     for a CNN bundle also its white point and quality thresholds."""
+    white_point = _white_point_choice(white_point, white_point_overexposed)
     _quiet_tf()
     require("sklearn", "train")
     from .build import ConvertError, regate_bundle
@@ -98,8 +107,7 @@ def gate(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, white_
         fail(str(e), exitcodes.USAGE)
     try:
         m = regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage,
-                          white_point="overexposed" if white_point_overexposed
-                          else white_point, log=lambda msg: click.echo(msg, err=True))
+                          white_point=white_point, log=lambda msg: click.echo(msg, err=True))
     except ConvertError as e:
         fail(str(e), e.code)
     signed = f", signed by key {sign_bundle(bundle_dir, key)}" if key is not None else ""

@@ -110,3 +110,11 @@ def test_train_never_imports_convert(path):
     """Dependencies run one way, convert -> train -> device: train may import only device."""
     for name in imports_of(path):
         assert not name.startswith(("alledge.convert", "..convert")), name
+
+
+@pytest.mark.parametrize("command", [["convert", "model", "--out", "b", "--quant", "int8"],
+                                     ["gate", "b", "--data", "d", "--split", "s.csv"]])
+def test_both_kinds_of_white_point_at_once_is_a_usage_error(run_cli, command):
+    r = run_cli(*command, "--white-point", "--white-point-overexposed")
+    assert r.exit_code == exitcodes.USAGE
+    assert r.output.strip().splitlines()[-1].startswith("error: --white-point and")
