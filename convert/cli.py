@@ -14,6 +14,14 @@ def _quiet_tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# convert's and gate's: the white point for overexposed fields only
+WHITE_POINT_OVEREXPOSED = click.option(
+    "--white-point-overexposed", is_flag=True,
+    help="As --white-point, but only for overexposed fields: those with more pixels at the "
+         "sensor's ceiling than 95% of the training images (the others are read as they are, "
+         "as the model learnt them).")
+
+
 def _white_point_choice(every_field, overexposed):
     """--white-point / --white-point-overexposed -> build_bundle's white_point argument."""
     if every_field and overexposed:
@@ -37,10 +45,7 @@ def _white_point_choice(every_field, overexposed):
 @click.option("--white-point", is_flag=True,
               help="Scale each input to the training images' white point (fitted with the "
                    "gate; for a model trained on augmented exposure, as the default).")
-@click.option("--white-point-overexposed", is_flag=True,
-              help="As --white-point, but only for overexposed fields: those with more "
-                   "pixels at the sensor's ceiling than 95% of the training images (the "
-                   "others are read as they are, as the model learnt them).")
+@WHITE_POINT_OVEREXPOSED
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False), default=None,
               help="Sign the bundle with this Ed25519 private key ('alledge keys new').")
 def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no_eval,
@@ -86,10 +91,7 @@ def convert(model_dir, out, quant, edgetpu, data_dir, split_csv, calibration, no
 @click.option("--white-point", is_flag=True,
               help="Scale each input to the training images' white point (a model that "
                    "learnt from unnormalised images sees them otherwise than it learnt).")
-@click.option("--white-point-overexposed", is_flag=True,
-              help="As --white-point, but only for overexposed fields: those with more "
-                   "pixels at the sensor's ceiling than 95% of the training images (the "
-                   "others are read as they are, as the model learnt them).")
+@WHITE_POINT_OVEREXPOSED
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False), default=None,
               help="Sign the rewritten bundle with this Ed25519 private key.")
 def gate(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverage, white_point,

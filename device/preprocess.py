@@ -89,7 +89,8 @@ def white_point_from(images, percentile=WHITE_PERCENTILE, overexposed=False):
     levels, clipped = [], []
     for rgb in images:
         levels.append(channel_percentiles(rgb, percentile))
-        clipped.append(clipped_share(rgb))
+        if overexposed:
+            clipped.append(clipped_share(rgb))
     wp = {"percentile": percentile,
           "target": [round(float(v), 1) for v in np.median(levels, axis=0)],
           "measured_on": f"{len(levels)} training images, median of each channel's "
@@ -101,12 +102,17 @@ def white_point_from(images, percentile=WHITE_PERCENTILE, overexposed=False):
     return wp
 
 
-def apply_white_point(rgb, white_point, gated=True):
-    """Scale each channel so its `percentile` becomes `target` (white_point dict); with
-    `clipped_above`, only a field with a larger clipped share, others as they are (unless
-    `gated` is False: every field)."""
+def scales(rgb, white_point):
+    """Whether the white point scales this model-sized field: every field, or with
+    `clipped_above` only one with a larger clipped share."""
     above = white_point.get("clipped_above")
-    if gated and above is not None and clipped_share(rgb) <= above:
+    return above is None or clipped_share(rgb) > above
+
+
+def apply_white_point(rgb, white_point, gated=True):
+    """Scale each channel so its `percentile` becomes `target` (white_point dict); a field
+    the white point does not scale (`scales`) as it is, unless `gated` is False."""
+    if gated and not scales(rgb, white_point):
         return rgb
     here = channel_percentiles(rgb, white_point["percentile"])
     gains = np.asarray(white_point["target"], np.float32) / np.maximum(here, 1.0)
@@ -132,7 +138,10 @@ def colour_input(rgb, size, x, white_point=None):
     with red and blue swapped (about +10) fell inside it."""
     if white_point is None or "clipped_above" not in white_point:
         return x
-    return apply_white_point(resize(rgb, size), white_point, gated=False)
+    field = resize(rgb, size)
+    if scales(field, white_point):  # the model's input is the field scaled already
+        return x
+    return apply_white_point(field, white_point, gated=False)
 
 
 def load_input(path, size, dtype=np.uint8, white_point=None):

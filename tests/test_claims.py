@@ -439,6 +439,12 @@ def _worst_moderate(stress):
     return min(v["correct_of_all"] for v in _moderate(stress).values())
 
 
+def _worst_change(stress):
+    """The name of the moderate change behind _worst_moderate."""
+    moderate = _moderate(stress)
+    return min(moderate, key=lambda k: moderate[k]["correct_of_all"])
+
+
 def test_robustness_tables_are_the_stress_files():
     b, prev, base = _stress("paper"), _stress("previous-default"), _baseline("paper")
     cnn, prev_ft = _stress("improved-cnn-augmented"), _stress("previous-finetuned-retry")
@@ -479,7 +485,7 @@ def test_robustness_tables_are_the_stress_files():
         assert_row(table_row(label), [str(x["n"]), pct(x["answered"], 1),
                                       pct(x["out_of_domain"], 1), pct(x["rejected"], 1)])
     c = b["clean"]
-    g = next(iter(load("stress/grouped/stress.json")["bundles"].values()))["clean"]
+    g = _stress("grouped")["clean"]
     claim(f"Prediction sets: coverage {pct(c['set_coverage'])}% at nominal 95%, mean size "
           f"{c['mean_set_size']:.2f}, on the paper test split (JPEG-95 re-encoded; "
           f"`results/stress/paper/`); the first default's: {pct(g['set_coverage'])}% on the "
@@ -527,10 +533,8 @@ def test_the_default_against_the_previous_one_on_the_same_device_code():
     # the default as chosen then, its white point on every field (results/stress/paper/ then)
     b, pr = _stress("full-white-point"), _stress("previous-finetuned-retry")
     assert pr["bundle"].endswith("@29ded1b4f2df")     # the previous default as it was shipped
-    mod = _moderate
     d = _drop
-    assert min(mod(b), key=lambda k: mod(b)[k]["correct_of_all"]) == "zoom_in"
-    assert min(mod(pr), key=lambda k: mod(pr)[k]["correct_of_all"]) == "exposure_up"
+    assert _worst_change(b) == "zoom_in" and _worst_change(pr) == "exposure_up"
     assert _worst_moderate(b) > _worst_moderate(pr)   # the worst-case rule's choice
     claim(f"- Clean after JPEG 95: {pct(b['clean']['correct_of_all'])}% (the previous default "
           f"{pct(pr['clean']['correct_of_all'])}%).")
@@ -729,7 +733,6 @@ def white_point_table():
     ways = [(s_p, s_g, e_p, e_g) for _, s_p, s_g, e_p, e_g in WHITE_POINT_WAYS]
     st = [(_stress(a), _stress(b)) for a, b, _, _ in ways]
     ev = [(load(c), load(d)) for _, _, c, d in ways]
-    worst = lambda x: min(_moderate(x), key=lambda k: _moderate(x)[k]["correct_of_all"])
     name = lambda k: CHANGE_NAMES.get(k, k)
     over = lambda x: ", ".join(f"{name(k)} {100 * v['drop']:.2f}" for k, v in _moderate(x).items()
                                if v["drop"] > 0.01) or "none"
@@ -741,9 +744,9 @@ def white_point_table():
         ("paper, after JPEG 95 (`alledge stress`): correct of all",
          [pct(p["clean"]["correct_of_all"]) + "%" for p, _ in st]),
         ("paper: worst moderate case",
-         [f"{pct(_worst_moderate(p))}% ({name(worst(p))})" for p, _ in st]),
+         [f"{pct(_worst_moderate(p))}% ({name(_worst_change(p))})" for p, _ in st]),
         ("grouped: worst moderate case",
-         [f"{pct(_worst_moderate(g))}% ({name(worst(g))})" for _, g in st]),
+         [f"{pct(_worst_moderate(g))}% ({name(_worst_change(g))})" for _, g in st]),
         ("paper: moderate changes costing over a point", [over(p) for p, _ in st]),
         ("synthetic smears answered, paper / grouped",
          [f"{answered(p, 'synthetic', 1)} / {answered(g, 'synthetic', 1)}" for p, g in st]),
@@ -778,9 +781,9 @@ def test_the_white_point_three_ways():
     assert round((_worst_moderate(full[1]) - _worst_moderate(new[1])) * 977) == 1
     assert load("grouped/finetuned-int8-gated-test.json")["accuracy"] >= 0.985 > \
         load("grouped/full-white-point-int8-gated-test.json")["accuracy"]
-    better = sum(new[1]["changes"][k]["correct_of_all"] >= full[1]["changes"][k]["correct_of_all"]
-                 for k in _moderate_keys(new[1]))
-    claim(f"on {better} of the grouped split's {len(_moderate_keys(new[1]))} moderate changes "
+    ng, fg = _moderate(new[1]), _moderate(full[1])
+    better = sum(ng[k]["correct_of_all"] >= fg[k]["correct_of_all"] for k in ng)
+    claim(f"on {better} of the grouped split's {len(ng)} moderate changes "
           "it does as well or better")
     wp = shipped()["preprocessing"]["white_point"]
     claim(f"`clipped_above`, {wp['clipped_above']:g} for the default")
@@ -794,15 +797,10 @@ def test_the_white_point_three_ways():
     claim(f"exposure x1.15 costs {_drop(new[0], 'exposure_up')} points ({_drop(full[0], 'exposure_up')} "
           f"with every field scaled: a field with {wp['clipped_above']:g} or less\nclipped is read "
           "as it is)")
-    worst = lambda x: min(_moderate(x), key=lambda k: _moderate(x)[k]["correct_of_all"])
-    assert (worst(full[0]), worst(new[0])) == ("zoom_in", "exposure_up")
+    assert (_worst_change(full[0]), _worst_change(new[0])) == ("zoom_in", "exposure_up")
     claim(f"The new one's worst moderate case was\na 1.25 zoom, {pct(_worst_moderate(full[0]))}% "
           f"(`results/stress/full-white-point/`); with the white point for\noverexposed fields "
           f"only it is exposure x1.15, {pct(_worst_moderate(new[0]))}% (`results/stress/paper/`).")
-
-
-def _moderate_keys(stress):
-    return [k for k in stress["changes"] if k.endswith("/moderate")]
 
 
 def test_the_model_trained_on_the_white_point_is_not_the_default():
