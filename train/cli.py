@@ -74,9 +74,12 @@ def _summary(name, metrics, out):
 @click.option("--label-smoothing", default=0.0, show_default=True,
               type=click.FloatRange(0.0, 0.5, max_open=True),
               help="Each target keeps 1 - this on its class and spreads the rest evenly.")
+@click.option("--cosine", is_flag=True,
+              help="With --no-early-stopping: the learning rate falls along a cosine over "
+                   "every epoch rather than halving on plateaus.")
 @click.option("--seed", default=0, show_default=True, type=int)
 def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_size, input_size,
-        augment, white_point, turn_clean, ema, teacher, label_smoothing, seed):
+        augment, white_point, turn_clean, ema, teacher, label_smoothing, cosine, seed):
     """The paper's Improved CNN, trained on the split's training part.
 
     An interrupted run resumes from OUT/backup when started again with the same arguments.
@@ -86,6 +89,9 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
              exitcodes.USAGE)
     if teacher is not None and not augment:
         fail("--teacher teaches on the captures --augment makes: give both", exitcodes.USAGE)
+    if cosine and not no_early_stopping:
+        fail("--cosine lays its schedule over every epoch: give --no-early-stopping too",
+             exitcodes.USAGE)
     if no_early_stopping:
         patience = None
     _quiet_tf()
@@ -95,7 +101,7 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
     metrics = _guard(fit_cnn_model, data_dir, rows, split_id, out, epochs, patience,
                      batch_size, input_size, seed, split_file=str(split_csv), augment=augment,
                      white_point=white_point, turn_clean=turn_clean, ema=ema,
-                     teacher_dir=teacher, label_smoothing=label_smoothing,
+                     teacher_dir=teacher, label_smoothing=label_smoothing, cosine=cosine,
                      log=lambda m: click.echo(m, err=True))
     _summary(cnn_model_name(augment, teacher is not None), metrics, out)
 
