@@ -166,6 +166,33 @@ def test_the_cnn_can_learn_on_smoothed_labels(trained, run_cli, tmp_path):
     assert r.exit_code == 0, r.stderr
 
 
+def test_a_cosine_learning_rate_falls_to_a_hundredth_over_the_run():
+    from alledge.train.cnn import COSINE_FLOOR, learning_rate_for
+    assert learning_rate_for(1e-3, 150, 58) == 1e-3  # without it: one rate, halved on plateaus
+    rate = learning_rate_for(1e-3, 150, 58, cosine=True)
+    assert float(rate(0)) == pytest.approx(1e-3)
+    assert float(rate(75 * 58)) == pytest.approx((1e-3 + 1e-3 * COSINE_FLOOR) / 2)  # halfway
+    assert float(rate(150 * 58)) == pytest.approx(1e-5)
+
+
+def test_a_cosine_run_says_so_in_its_model_file(trained, run_cli, tmp_path):
+    out = tmp_path / "cosine"
+    r = run_cli("train", "cnn", "--data", trained["data"], "--split", trained["split"],
+                "--out", out, "--epochs", 2, "--augment", "--input-size", 96,
+                "--no-early-stopping", "--cosine")
+    assert r.exit_code == 0, r.stderr
+    info = json.loads((out / "model.json").read_text())
+    assert info["learning_rate_schedule"] == {"cosine": 1e-3, "floor": 0.01}
+    assert info["epochs_run"] == 2 and info["early_stopping"] is False
+
+
+def test_a_cosine_schedule_wants_every_epoch(trained, run_cli, tmp_path):
+    r = run_cli("train", "cnn", "--data", trained["data"], "--split", trained["split"],
+                "--out", tmp_path / "x", "--epochs", 2, "--cosine")
+    assert r.exit_code == exitcodes.USAGE and "--no-early-stopping" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "x").exists()
+
+
 def test_label_smoothing_must_leave_most_of_the_target_on_the_class(trained, run_cli, tmp_path):
     r = run_cli("train", "cnn", "--data", trained["data"], "--split", trained["split"],
                 "--out", tmp_path / "x", "--epochs", 1, "--label-smoothing", 0.5)

@@ -130,6 +130,16 @@ def augmented_batches(x, y, batch_size, seed, white_point=None, turn_clean=False
     return AugmentedCaptures()
 
 
+def learning_rate_for(learning_rate, epochs, steps_per_epoch, cosine=False):
+    """Adam's learning rate: the number, or with `cosine` a schedule of the step that falls
+    from it to COSINE_FLOOR of it over epochs x steps_per_epoch steps."""
+    if not cosine:
+        return learning_rate
+    import keras
+    return keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch,
+                                                  alpha=COSINE_FLOOR)
+
+
 def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, batch_size=32,
               learning_rate=1e-3, seed=0, augment=False, white_point=None, turn_clean=False,
               ema=False, teacher=None, label_smoothing=0.0, cosine=False):
@@ -177,10 +187,7 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     as_targets = ((lambda t: np.eye(n_classes, dtype=np.float32)[t]) if categorical
                   else (lambda t: t))
     y_val = as_targets(y[va])
-    steps = -(-len(tr) // batch_size)
-    rate = (keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps,
-                                                   alpha=COSINE_FLOOR) if cosine
-            else learning_rate)
+    rate = learning_rate_for(learning_rate, epochs, -(-len(tr) // batch_size), cosine)
     model.compile(optimizer=keras.optimizers.Adam(rate, **averaged),
                   loss=loss, metrics=["accuracy"])
     # Decoded once into memory; tf.data shuffles and prefetches the uint8 arrays.
