@@ -25,6 +25,7 @@ PAPER = {
     "improved-cnn-augmented-smoothed": (99.18, "8.1M"),
     "improved-cnn-augmented-distilled": (99.18, "8.1M"),
     "improved-cnn-augmented-cosine": (99.18, "8.1M"),
+    "improved-cnn-augmented-self-taught": (99.18, "8.1M"),
 }
 # One-off runs with their own make targets (hours here): Table 3 shows them when their
 # directory holds a finished model, and never trains them itself.
@@ -41,7 +42,9 @@ LONG_RUNS = {"improved-cnn-500": "make cnn-500 (the paper's 500 epochs, no early
              "improved-cnn-augmented-distilled": "make cnn-augmented-distilled (the same, "
                                                  "taught by the default's model: hours here)",
              "improved-cnn-augmented-cosine": "make cnn-augmented-cosine (the same, 150 epochs "
-                                              "on a cosine learning rate: hours here)"}
+                                              "on a cosine learning rate: hours here)",
+             "improved-cnn-augmented-self-taught": "make cnn-augmented-self-taught (the same, "
+                                                   "taught by the plain one: an hour here)"}
 # ...and where the finished ones are tabulated, beside this table (a folder without them
 # still points there: `make reproduce` makes one)
 LONG_RUN_TABLE = "; finished runs: make table3-cnn (results/paper/table3-cnn.*)"
@@ -52,7 +55,8 @@ LABELS = {"improved-cnn": "Improved CNN (early stopping)",
           "improved-cnn-augmented-ema": "Improved CNN + augmentation, weights averaged",
           "improved-cnn-augmented-smoothed": "Improved CNN + augmentation, labels smoothed",
           "improved-cnn-augmented-distilled": "Improved CNN + augmentation, distilled",
-          "improved-cnn-augmented-cosine": "Improved CNN + augmentation, cosine learning rate"}
+          "improved-cnn-augmented-cosine": "Improved CNN + augmentation, cosine learning rate",
+          "improved-cnn-augmented-self-taught": "Improved CNN + augmentation, taught by itself"}
 KERAS_WEIGHT_FILES = {name: f"{ctor.lower()}_notop.h5" for name, (ctor, _) in
                       KERAS_EFFICIENTNETS.items()}
 ALL_MODELS = [*KERAS_EFFICIENTNETS, *LITE, "improved-cnn", *LONG_RUNS, "colour-baseline"]
