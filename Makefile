@@ -370,7 +370,8 @@ cnn-augmented-cosine: $(STAMP)
 # And taught by itself: the same recipe, the teacher the plain augmented Improved CNN above
 # (its best epoch, trained on the same training part) rather than the larger Lite0: whether
 # distillation's gain needs a larger teacher (born-again networks, Furlanello et al. 2018).
-# The small teacher adds little to an epoch: about 60 minutes; resumes from OUT/backup.
+# The small teacher makes an epoch about a quarter longer: at most about an hour (29 minutes
+# here, stopped on its patience at epoch 43); resumes from OUT/backup.
 cnn-augmented-self-taught: $(STAMP)
 	$(BIN)/alledge train cnn --data $(DATA) --split results/splits/paper.csv \
 	    --out $(RUNS)/paper/improved-cnn-augmented-self-taught --epochs 120 --patience 30 \

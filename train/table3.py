@@ -44,7 +44,7 @@ LONG_RUNS = {"improved-cnn-500": "make cnn-500 (the paper's 500 epochs, no early
              "improved-cnn-augmented-cosine": "make cnn-augmented-cosine (the same, 150 epochs "
                                               "on a cosine learning rate: hours here)",
              "improved-cnn-augmented-self-taught": "make cnn-augmented-self-taught (the same, "
-                                                   "taught by the plain one: an hour here)"}
+                                                   "taught by the plain one: up to an hour here)"}
 # ...and where the finished ones are tabulated, beside this table (a folder without them
 # still points there: `make reproduce` makes one)
 LONG_RUN_TABLE = "; finished runs: make table3-cnn (results/paper/table3-cnn.*)"
