@@ -193,6 +193,32 @@ def test_a_cosine_schedule_wants_every_epoch(trained, run_cli, tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "x").exists()
 
 
+def test_a_run_without_validation_trains_on_every_image_and_keeps_the_last_epoch(
+        trained, run_cli, tmp_path):
+    out = tmp_path / "fixed"
+    r = run_cli("train", "cnn", "--data", trained["data"], "--split", trained["split"],
+                "--out", out, "--epochs", 2, "--augment", "--input-size", 96,
+                "--no-early-stopping", "--cosine", "--no-validation")
+    assert r.exit_code == 0, r.stderr
+    info = json.loads((out / "model.json").read_text())
+    n_train = sum(r["subset"] == "train" for r in trained["rows"])
+    assert info["n_train"] == n_train and info["n_val"] == 0
+    assert info["kept_epoch"] == info["epochs_run"] == 2 and "best_val_accuracy" not in info
+    assert 0.0 <= json.loads((out / "metrics.json").read_text())["accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--augment", "--cosine"], "--no-early-stopping"),          # nothing to stop early on
+    (["--augment", "--no-early-stopping"], "--cosine"),          # plateaus need validation
+    (["--no-early-stopping", "--ema"], "validation part"),       # EMA is chosen on validation
+])
+def test_a_run_without_validation_refuses_what_needs_it(trained, run_cli, tmp_path, flags, said):
+    r = run_cli("train", "cnn", "--data", trained["data"], "--split", trained["split"],
+                "--out", tmp_path / "x", "--epochs", 2, "--no-validation", *flags)
+    assert r.exit_code == exitcodes.USAGE and said in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "x").exists()
+
+
 def test_label_smoothing_must_leave_most_of_the_target_on_the_class(trained, run_cli, tmp_path):
     r = run_cli("train", "cnn", "--data", trained["data"], "--split", trained["split"],
                 "--out", tmp_path / "x", "--epochs", 1, "--label-smoothing", 0.5)

@@ -77,9 +77,13 @@ def _summary(name, metrics, out):
 @click.option("--cosine", is_flag=True,
               help="With --no-early-stopping: the learning rate falls along a cosine over "
                    "every epoch rather than halving on plateaus.")
+@click.option("--no-validation", is_flag=True,
+              help="With --no-early-stopping (and with --augment, --cosine): hold no "
+                   "validation part out; every training image trains and the last epoch is kept.")
 @click.option("--seed", default=0, show_default=True, type=int)
 def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_size, input_size,
-        augment, white_point, turn_clean, ema, teacher, label_smoothing, cosine, seed):
+        augment, white_point, turn_clean, ema, teacher, label_smoothing, cosine, no_validation,
+        seed):
     """The paper's Improved CNN, trained on the split's training part.
 
     An interrupted run resumes from OUT/backup when started again with the same arguments.
@@ -92,6 +96,15 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
     if cosine and not no_early_stopping:
         fail("--cosine lays its schedule over every epoch: give --no-early-stopping too",
              exitcodes.USAGE)
+    if no_validation and not no_early_stopping:
+        fail("--no-validation leaves nothing to stop early on: give --no-early-stopping too",
+             exitcodes.USAGE)
+    if no_validation and augment and not cosine:
+        fail("--no-validation with --augment needs --cosine: the learning rate otherwise "
+             "halves on plateaus of the validation loss", exitcodes.USAGE)
+    if no_validation and ema:
+        fail("--ema validates the averaged weights: it needs the validation part",
+             exitcodes.USAGE)
     if no_early_stopping:
         patience = None
     _quiet_tf()
@@ -102,7 +115,7 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
                      batch_size, input_size, seed, split_file=str(split_csv), augment=augment,
                      white_point=white_point, turn_clean=turn_clean, ema=ema,
                      teacher_dir=teacher, label_smoothing=label_smoothing, cosine=cosine,
-                     log=lambda m: click.echo(m, err=True))
+                     validate=not no_validation, log=lambda m: click.echo(m, err=True))
     _summary(cnn_model_name(augment, teacher is not None), metrics, out)
 
 

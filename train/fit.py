@@ -30,7 +30,7 @@ def cnn_model_name(augment, taught):
 def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32,
                   input_size=224, seed=0, split_file="", augment=False, white_point=False,
                   turn_clean=False, ema=False, teacher_dir=None, label_smoothing=0.0,
-                  cosine=False, log=print):
+                  cosine=False, validate=True, log=print):
     """The Improved CNN; with `white_point` it learns, and is tested, on inputs scaled to the
     training images' white point, and model.json carries it (as fit_finetuned_model).
     `teacher_dir`: a model directory of a larger CNN trained on this same split's training
@@ -49,7 +49,8 @@ def fit_cnn_model(data_dir, rows, split_id, out, epochs, patience, batch_size=32
     t0 = time.time()
     model, info = train_cnn(x_tr, y_tr, out, epochs, patience, batch_size, seed=seed,
                             augment=augment, white_point=wp, turn_clean=turn_clean, ema=ema,
-                            teacher=teacher, label_smoothing=label_smoothing, cosine=cosine)
+                            teacher=teacher, label_smoothing=label_smoothing, cosine=cosine,
+                            validate=validate)
     model.save(out / KERAS_FILE)
     proba = model.predict(with_white_point(x_te, wp), batch_size=64, verbose=0)
     metrics = evaluate(y_te, proba.argmax(1))
