@@ -95,6 +95,11 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
     scorer = (lambda bundle: evaluate_on_test(bundle, root, rows)) if evaluate else None
     hook = None
     if gate and rows is not None:
+        if info["kind"] == "cnn" and info.get("n_val") == 0:
+            # a CNN bundle's gate is fitted on the validation part it never learnt from
+            raise ConvertError(f"{model_dir}: this CNN held no validation part out (trained "
+                               "with --no-validation), so its gate would be fitted on images "
+                               "it learnt from; it makes Table 3's row, not a bundle")
         from .gate import gate_for
         hook = gate_for(root, rows, (info.get("svm") or {}).get("best_params") or {},
                         white_point=white_point, log=log)

@@ -124,6 +124,19 @@ def test_convert_refuses_a_model_dir_from_another_split(trained, run_cli, tmp_pa
     assert r.exit_code == exitcodes.USAGE and "not the split" in r.stderr
 
 
+def test_a_cnn_without_a_validation_part_makes_no_gated_bundle(trained, run_cli, tmp_path):
+    # its gate would be fitted on the validation part, which it trained on (--no-validation)
+    import shutil
+    model = tmp_path / "model"
+    shutil.copytree(trained["models"] / "improved-cnn", model)
+    info = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_text(json.dumps({**info, "n_val": 0}))
+    r = run_cli("convert", model, "--out", tmp_path / "b", "--quant", "int8",
+                "--data", trained["data"], "--split", trained["split"])
+    assert r.exit_code == exitcodes.USAGE and "no validation part" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "b").exists()
+
+
 @pytest.mark.parametrize("damage, message", [
     ("model.json", "not valid JSON"),
     ("model.keras", "cannot be loaded as a Keras model"),
