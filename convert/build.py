@@ -88,7 +88,9 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
     fields = {
         "kind": info["kind"], "name": f"{info['name']}-{quant}", "quantization": quant,
         "source_model": {"id": model_id, "backbone": info.get("backbone"),
-                         "weights": info.get("weights_id"), "dir": str(model_dir)},
+                         "weights": info.get("weights_id"), "dir": str(model_dir),
+                         # `alledge gate` must not fit this one's gate either (above)
+                         **({"no_validation_part": True} if info.get("n_val") == 0 else {})},
         "split_id": info.get("split_id"), "metrics": None,
         **({"white_point": white_point} if learnt else {}),
     }
@@ -118,6 +120,10 @@ def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverag
     if old.kind == "cnn" and old.manifest.get("features_output") is None:
         raise ConvertError(f"{bundle_dir}: this CNN bundle's model has no features output "
                            "(convert it again with this alledge)")
+    if old.kind == "cnn" and (old.manifest.get("source_model") or {}).get("no_validation_part"):
+        raise ConvertError(f"{bundle_dir}: this CNN held no validation part out (trained with "
+                           "--no-validation), so its gate would be fitted on images it learnt "
+                           "from")
     params = None
     if old.kind == "svm":
         if not model_dir:

@@ -135,6 +135,12 @@ def test_a_cnn_without_a_validation_part_makes_no_gated_bundle(trained, run_cli,
                 "--data", trained["data"], "--split", trained["split"])
     assert r.exit_code == exitcodes.USAGE and "no validation part" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "b").exists()
+    # an ungated float bundle of it can be made, and `alledge gate` refuses it the same way
+    r = run_cli("convert", model, "--out", tmp_path / "f", "--quant", "float32", "--no-eval")
+    assert r.exit_code == 0, r.stderr
+    r = run_cli("gate", tmp_path / "f", "--data", trained["data"], "--split", trained["split"])
+    assert r.exit_code == exitcodes.USAGE and "no validation part" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 @pytest.mark.parametrize("damage, message", [
