@@ -893,15 +893,43 @@ def _cnn_variant(rows, model, label):
 
 def test_the_improved_cnn_long_runs():
     rows = {r["model"]: r for r in csv.DictReader(open(RESULTS / "paper" / "table3-cnn.csv"))}
+    # the row's recipe: a fixed schedule on every training image, the last epoch kept
+    fixed = rows["improved-cnn-augmented-fixed"]
+    info_f = load("paper/models/improved-cnn-augmented-fixed/model.json")
+    metrics_f = load("paper/models/improved-cnn-augmented-fixed/metrics.json")
+    assert info_f["augmented"] is True and fixed["status"] == "ok"
+    _cnn_row_is_its_file(fixed, "Improved CNN + augmentation")
+    right = round(metrics_f["accuracy"] * metrics_f["n"])
+    assert (right + 1) / metrics_f["n"] >= 0.975 > metrics_f["accuracy"]   # "one test image short"
+    claim(f"reaches {fixed['accuracy']}%**, one test image short\n  of the 97.5% the issue asks "
+          f"for ({right} of {metrics_f['n']} right; {right + 1} would read "
+          f"{pct((right + 1) / metrics_f['n'])}%) and {99.18 - float(fixed['accuracy']):.2f} points")
+    assert info_f["n_val"] == 0 and info_f["n_train"] == 2279
+    assert info_f["kept_epoch"] == info_f["epochs_run"] == 150 and info_f["early_stopping"] is False
+    assert info_f["learning_rate_schedule"] == {"cosine": 0.001, "floor": 0.01}
+    assert info_f["provenance"]["command"].endswith(
+        "--augment --white-point --cosine --no-validation")
+    assert "Intel(R) Xeon" in info_f["provenance"]["machine"]["cpu"]
+    claim(f"is kept; {info_f['train_seconds'] / 60:.0f} minutes on a 2-core Intel Xeon")
+    # "named the row's before its run had finished (Makefile, commit f7dc284)"
+    import subprocess
+    named = subprocess.run(["git", "show", "f7dc284:train/table3.py"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout
+    assert '"improved-cnn-augmented-fixed": "Improved CNN + augmentation",' in named
+    subprocess.run(["git", "merge-base", "--is-ancestor", "f7dc284",
+                    info_f["provenance"]["commit"]], cwd=ROOT, check=True)
+    claim("recipe was named the row's before its run had finished (Makefile, commit f7dc284)")
+    claim(f"The Improved CNN with augmentation reaches {fixed['accuracy']}%, one test image\n"
+          "under the issue's 97.5%")
+    # the first recipe: plateau halving, the best validation epoch
     aug = rows["improved-cnn-augmented"]
     info = load("paper/models/improved-cnn-augmented/model.json")
     assert info["augmented"] is True and aug["status"] == "ok"
-    _cnn_row_is_its_file(aug, "Improved CNN + augmentation")
-    claim(f"reaches {aug['accuracy']}%, not the 97.5%")
+    _cnn_row_is_its_file(aug, "Improved CNN + augmentation, best validation epoch")
+    claim(f"validation epoch kept) reached {aug['accuracy']}%")
     assert "--white-point" in info["provenance"]["command"] and info["white_point"]
     claim(f"best validation epoch {info['best_epoch']} of {info['epochs_run']}, early stopping")
     claim(f"improvement, {info['train_seconds'] / 60:.0f} minutes;")
-    claim(f"The Improved CNN with augmentation reaches {aug['accuracy']}%")
     # the same recipe before the white point: its files kept beside it
     before = load("paper/models/improved-cnn-augmented-no-white-point/metrics.json")
     info0 = load("paper/models/improved-cnn-augmented-no-white-point/model.json")
@@ -955,7 +983,7 @@ def test_the_improved_cnn_long_runs():
     assert float(rows["improved-cnn-augmented-self-taught"]["accuracy"]) < 97.5
     plain = [float(r["accuracy"]) for m, r in rows.items() if m.startswith("improved-cnn-augmented")
              and "teacher" not in load(f"paper/models/{m}/model.json")]
-    assert len(plain) == 5 and max(plain) < 97.5
+    assert len(plain) == 6 and max(plain) < 97.5
     taught = rows["improved-cnn-augmented-distilled"]
     info_d, said = _cnn_variant(rows, "improved-cnn-augmented-distilled",
                                 "Improved CNN + augmentation, distilled")
@@ -967,9 +995,10 @@ def test_the_improved_cnn_long_runs():
     # only the distilled recipe reaches the issue's 97.5%: the README says so (plain, above)
     assert float(taught["accuracy"]) >= 97.5
     assert info_d["best_epoch"] == info_d["epochs_run"] == 120   # "had not finished learning"
-    claim(f"reached by the recipe distilled from Lite0 only (five recipes without a teacher: "
+    claim(f"reached by the recipe distilled from Lite0 only (six recipes without a teacher: "
           f"{min(plain):.2f}–{max(plain):.2f}), and\n  its interval "
-          f"({taught['accuracy_ci95'].replace('-', '–')}) overlaps the plain recipe's")
+          f"({taught['accuracy_ci95'].replace('-', '–')}) overlaps the row's "
+          f"({fixed['accuracy_ci95'].replace('-', '–')})")
     claim(f"and {float(taught['accuracy']):.2f}% taught by the default's model (distilled)")
     long = rows["improved-cnn-500"]
     info500 = load("paper/models/improved-cnn-500/model.json")
