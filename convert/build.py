@@ -35,6 +35,13 @@ def _read_model_dir(model_dir):
     return info, keras_path, svm_path, file_sha256(keras_path)
 
 
+def _no_validation_part(where):
+    """A CNN trained with --no-validation: its gate (quality and out-of-domain thresholds) is
+    fitted on the validation part, which that model learnt from."""
+    return ConvertError(f"{where}: this CNN held no validation part out (trained with "
+                        "--no-validation), so its gate would be fitted on images it learnt from")
+
+
 def _split_rows(info, split_csv):
     from alledge.train.split import read_split
     path = split_csv or info.get("split_file")
@@ -71,6 +78,7 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
         raise ConvertError(f"{keras_path}: cannot be loaded as a Keras model "
                            f"({first_line(e)})") from None
     size = int(model.input_shape[1])
+    unvalidated = info["kind"] == "cnn" and info.get("n_val") == 0
     learnt = info.get("white_point")  # the model learnt on inputs scaled to it: it is its own
     if learnt:
         white_point = {**learnt, "learnt": True}
@@ -89,19 +97,16 @@ def build_bundle(model_dir, out, quant, data_dir=None, split_csv=None, calibrati
         "kind": info["kind"], "name": f"{info['name']}-{quant}", "quantization": quant,
         "source_model": {"id": model_id, "backbone": info.get("backbone"),
                          "weights": info.get("weights_id"), "dir": str(model_dir),
-                         # `alledge gate` must not fit this one's gate either (above)
-                         **({"no_validation_part": True} if info.get("n_val") == 0 else {})},
+                         # so that `alledge gate` refuses it too
+                         **({"no_validation_part": True} if unvalidated else {})},
         "split_id": info.get("split_id"), "metrics": None,
         **({"white_point": white_point} if learnt else {}),
     }
     scorer = (lambda bundle: evaluate_on_test(bundle, root, rows)) if evaluate else None
     hook = None
     if gate and rows is not None:
-        if info["kind"] == "cnn" and info.get("n_val") == 0:
-            # a CNN bundle's gate is fitted on the validation part it never learnt from
-            raise ConvertError(f"{model_dir}: this CNN held no validation part out (trained "
-                               "with --no-validation), so its gate would be fitted on images "
-                               "it learnt from; it makes Table 3's row, not a bundle")
+        if unvalidated:
+            raise _no_validation_part(model_dir)
         from .gate import gate_for
         hook = gate_for(root, rows, (info.get("svm") or {}).get("best_params") or {},
                         white_point=white_point, log=log)
@@ -121,9 +126,7 @@ def regate_bundle(bundle_dir, data_dir, split_csv, model_dir, flag_rate, coverag
         raise ConvertError(f"{bundle_dir}: this CNN bundle's model has no features output "
                            "(convert it again with this alledge)")
     if old.kind == "cnn" and (old.manifest.get("source_model") or {}).get("no_validation_part"):
-        raise ConvertError(f"{bundle_dir}: this CNN held no validation part out (trained with "
-                           "--no-validation), so its gate would be fitted on images it learnt "
-                           "from")
+        raise _no_validation_part(bundle_dir)
     params = None
     if old.kind == "svm":
         if not model_dir:

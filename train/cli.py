@@ -96,15 +96,11 @@ def cnn(data_dir, split_csv, out, epochs, patience, no_early_stopping, batch_siz
     if cosine and not no_early_stopping:
         fail("--cosine lays its schedule over every epoch: give --no-early-stopping too",
              exitcodes.USAGE)
-    if no_validation and not no_early_stopping:
-        fail("--no-validation leaves nothing to stop early on: give --no-early-stopping too",
-             exitcodes.USAGE)
-    if no_validation and augment and not cosine:
-        fail("--no-validation with --augment needs --cosine: the learning rate otherwise "
-             "halves on plateaus of the validation loss", exitcodes.USAGE)
-    if no_validation and ema:
-        fail("--ema validates the averaged weights: it needs the validation part",
-             exitcodes.USAGE)
+    if no_validation:
+        from .cnn import without_validation_problem
+        problem = without_validation_problem(not no_early_stopping, augment, cosine, ema)
+        if problem:
+            fail(problem, exitcodes.USAGE)
     if no_early_stopping:
         patience = None
     _quiet_tf()

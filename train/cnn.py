@@ -142,6 +142,19 @@ def learning_rate_for(learning_rate, epochs, steps_per_epoch, cosine=False):
                                                   alpha=COSINE_FLOOR)
 
 
+def without_validation_problem(early_stopping, augment, cosine, ema):
+    """Why a run holding no validation part out cannot take these options, in the command
+    line's words; None when it can."""
+    if early_stopping:
+        return "--no-validation leaves nothing to stop early on: give --no-early-stopping too"
+    if augment and not cosine:
+        return ("--no-validation with --augment needs --cosine: the learning rate otherwise "
+                "halves on plateaus of the validation loss")
+    if ema:
+        return "--ema validates the averaged weights: it needs the validation part"
+    return None
+
+
 def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, batch_size=32,
               learning_rate=1e-3, seed=0, augment=False, white_point=None, turn_clean=False,
               ema=False, teacher=None, label_smoothing=0.0, cosine=False, validate=True):
@@ -173,7 +186,8 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     epoch's weights are kept. Choosing the best of many epochs on 228 validation images keeps
     a lucky one (the cosine run kept a 98.68% spike, 94.98% on test, while its last 20 epochs
     held 97.4-97.8%); a fixed schedule that ends on small steps needs no choice. It needs
-    patience=None and, with `augment`, `cosine` (the plateau halving watches validation).
+    patience=None and, with `augment`, `cosine` (the plateau halving watches validation);
+    see without_validation_problem.
 
     Returns (model, history dict). The best weights are also checkpointed to out_dir each
     time they improve, so an interrupted run keeps its best epoch.
@@ -181,9 +195,10 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
     import keras
     import tensorflow as tf
     from .finetune import with_white_point
-    if not validate and (patience is not None or ema or (augment and not cosine)):
-        raise ValueError("without a validation part: no early stopping, no EMA swap, and "
-                         "with augment a cosine schedule (nothing to judge plateaus on)")
+    problem = (None if validate
+               else without_validation_problem(patience is not None, augment, cosine, ema))
+    if problem:
+        raise ValueError(problem)
     tr, va = (validation_split(y, 0.1, seed=42) if validate
               else (np.arange(len(y)), np.arange(0)))
     model = build_improved_cnn(x.shape[1], seed=seed)
@@ -243,8 +258,7 @@ def train_cnn(x, y, out_dir, epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, b
         model.load_weights(ckpt)  # the best epoch, also when early stopping never fired
         best = int(np.argmax(h["val_accuracy"]))
         kept = {"best_epoch": best + 1, "best_val_accuracy": float(h["val_accuracy"][best])}
-    else:
-        model.save_weights(ckpt)
+    else:  # the last epoch's weights are the model's as fit left them
         kept = {"kept_epoch": len(h["accuracy"]), "kept": "last epoch, no validation part"}
     return model, {"epochs_run": len(h["accuracy"]), "early_stopping": patience is not None,
                    **kept, "augmented": bool(augment),
